@@ -1,0 +1,10 @@
+"""mlla-mm: MLLA, VMamba and Vim backbones for mmdet/mmseg (OpenMMLab 2.0 plugin).
+
+Importing this package applies the compatibility shims (:mod:`mlla_mm.compat`)
+and registers every model into the registries of mmengine and of whichever of
+mmdet, mmseg and mmpretrain are installed.
+"""
+from . import compat  # noqa: F401  (applies shims on import)
+from . import models  # noqa: F401  (registers backbones)
+
+__version__ = '0.1.0'

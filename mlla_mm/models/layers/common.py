@@ -1,0 +1,48 @@
+"""Small layers shared by several backbones (no mmcv import: backbones need torch + mmengine only)."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
+    """Stochastic depth per sample (residual branch dropped with prob ``drop_prob``)."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1.0 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = x.new_empty(shape).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    """Stochastic depth as a module (identity at eval or when ``drop_prob == 0``)."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dim of an NCHW map (parameters named as nn.LayerNorm)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+def stochastic_depth_rates(drop_path_rate: float, depths) -> list:
+    """linspace(0, rate, sum(depths)) split per stage, as Swin/MLLA/VMamba do."""
+    total = sum(depths)
+    rates = torch.linspace(0, drop_path_rate, total).tolist() if total else []
+    out, start = [], 0
+    for d in depths:
+        out.append(rates[start:start + d])
+        start += d
+    return out

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Creates .venv/ in the repo root and installs the pinned stack (idempotent).
+# A second run with everything present takes seconds: each step is skipped
+# when its stamp matches. mmcv is rebuilt whenever the installed torch changes,
+# because pip's wheel cache would otherwise hand back a wheel built for another torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+TORCH_VERSION=2.14.1
+TORCHVISION_VERSION=0.29.1
+MMCV_VERSION=2.1.0
+
+log() { echo "[setup $(date +%H:%M:%S)] $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment at .venv/"
+  "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+VPY="$VENV/bin/python"
+
+have_version() {  # have_version <dist> <version>
+  "$VPY" - "$1" "$2" <<'PYEOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(0 if version(sys.argv[1]).split('+')[0] == sys.argv[2] else 1)
+PYEOF
+}
+
+# 1. torch + torchvision (both lie on this machine's disk; never let pip pick another torch).
+if ! have_version torch "$TORCH_VERSION" || ! have_version torchvision "$TORCHVISION_VERSION"; then
+  log "installing torch $TORCH_VERSION + torchvision $TORCHVISION_VERSION"
+  $PIP install -q --upgrade pip
+  $PIP install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+fi
+
+# 2. build tools for mmcv (its setup.py imports pkg_resources).
+if ! have_version setuptools 80.9.0; then
+  $PIP install -q "setuptools==80.9.0" wheel ninja
+fi
+
+# 3. mmcv with its ops, compiled against the installed torch.
+#    mmcv 2.1.0's setup.py asks for -std=c++14/17, but torch >= 2.10 headers need C++20,
+#    so we build from the sdist with that flag raised. Local-directory builds are not kept
+#    by pip's wheel cache, so we keep the wheel ourselves, keyed by the torch version,
+#    under pip's cache dir (which survives between machines' sessions).
+TORCH_STAMP=$("$VPY" -c 'import torch; print(torch.__version__)')
+MMCV_STAMP_FILE=$VENV/.mmcv-built-for-torch
+PIP_CACHE=$($PIP cache dir 2>/dev/null || echo "$HOME/.cache/pip")
+MMCV_WHEEL_DIR=$PIP_CACHE/mlla-mm-wheels/mmcv-$MMCV_VERSION-torch-$TORCH_STAMP
+mmcv_ok() {
+  [ -f "$MMCV_STAMP_FILE" ] && [ "$(cat "$MMCV_STAMP_FILE")" = "$TORCH_STAMP" ] && \
+    "$VPY" -c 'from mmcv.ops import nms, roi_align' >/dev/null 2>&1
+}
+if ! mmcv_ok; then
+  if ! ls "$MMCV_WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
+    log "building mmcv $MMCV_VERSION with ops for torch $TORCH_STAMP (~20 min on 2 cores, once per torch version)"
+    SRC=$(mktemp -d)
+    $PIP download -q --no-deps --no-build-isolation "mmcv==$MMCV_VERSION" -d "$SRC"
+    tar -xzf "$SRC"/mmcv-$MMCV_VERSION.tar.gz -C "$SRC"
+    sed -i 's/-std=c++1[47]/-std=c++20/g' "$SRC/mmcv-$MMCV_VERSION/setup.py"
+    mkdir -p "$MMCV_WHEEL_DIR"
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+      $PIP wheel -q --no-build-isolation --no-deps "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist"
+    mv "$SRC"/dist/mmcv-*.whl "$MMCV_WHEEL_DIR"/
+    rm -rf "$SRC"
+  fi
+  log "installing mmcv from $MMCV_WHEEL_DIR"
+  $PIP install -q --no-deps --force-reinstall "$MMCV_WHEEL_DIR"/mmcv-*.whl
+  # mmcv's own pure-python needs (no torch among them)
+  $PIP install -q addict mmengine==0.10.7 numpy packaging Pillow pyyaml yapf opencv-python
+  "$VPY" -c 'from mmcv.ops import nms, roi_align'
+  echo "$TORCH_STAMP" > "$MMCV_STAMP_FILE"
+fi
+
+# 4. the OpenMMLab codebases and the rest, then this package (editable).
+REQ_STAMP_FILE=$VENV/.requirements-stamp
+REQ_HASH=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$REQ_STAMP_FILE" ] || [ "$(cat "$REQ_STAMP_FILE")" != "$REQ_HASH" ]; then
+  log "installing requirements.txt and mlla-mm (editable)"
+  $PIP install -q -r requirements.txt
+  $PIP install -q --no-build-isolation --no-deps -e .
+  echo "$REQ_HASH" > "$REQ_STAMP_FILE"
+fi
+log "environment ready: $VENV"
