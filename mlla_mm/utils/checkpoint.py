@@ -43,17 +43,73 @@ def strip_prefix(state_dict: StateDict, prefixes: Sequence[str] = ('module.', 'b
     return state_dict
 
 
+class _Untrusted:
+    """Stands in for a class a checkpoint names that we do not trust (e.g. a training
+    config object): it is created and filled with nothing, so no foreign code runs."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+def _tensors_only_pickle_module(stubbed: list):
+    """A pickle module whose Unpickler resolves only torch's weights-only allow-list
+    (plus globals registered with ``torch.serialization.add_safe_globals``) and turns
+    every other global into an inert :class:`_Untrusted` subclass."""
+    import pickle
+    import types
+
+    from torch import _weights_only_unpickler as wou
+    allowed = dict(wou._get_allowed_globals())
+    for item in torch.serialization.get_safe_globals():
+        obj, name = item if isinstance(item, tuple) else (item, f'{item.__module__}.{item.__qualname__}')
+        allowed[name] = obj
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            key = f'{module}.{name}'
+            if key in allowed:
+                return allowed[key]
+            stubbed.append(key)
+            return type(name, (_Untrusted,), {'__module__': f'untrusted.{module}'})
+
+    mod = types.ModuleType('mlla_mm_tensors_only_pickle')
+    mod.Unpickler = Unpickler
+    mod.load = lambda f, **kw: Unpickler(f, **kw).load()
+    mod.__name__ = 'mlla_mm_tensors_only_pickle'
+    return mod
+
+
 def read_checkpoint(filename: str, map_location: str = 'cpu'):
-    """Read a local file or URL through mmengine (``open-mmlab://``, ``http(s)://``, paths)."""
-    from mmengine.runner.checkpoint import CheckpointLoader
+    """Read a checkpoint safely: a local path, or a URL through mmengine.
+
+    Local files are read with ``weights_only=True``. Official releases often pickle
+    their training config (e.g. a yacs ``CfgNode``), which ``weights_only`` refuses;
+    such files are re-read with an unpickler that replaces every non-allow-listed
+    class with an inert stand-in, so their tensors load and no foreign code runs.
+    """
     is_remote = '://' in filename
-    if not is_remote and not os.path.isfile(filename):
+    if is_remote:
+        from mmengine.runner.checkpoint import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    if not os.path.isfile(filename):
         raise FileNotFoundError(
             f'pretrained checkpoint not found: {filename!r}. Download the official '
             'ImageNet weights (see README, "Pretrained weights") and point '
             "init_cfg=dict(type='Pretrained', checkpoint=...) at the file, or pass "
             '--cfg-options model.backbone.init_cfg=None to train from scratch.')
-    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    import pickle
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        stubbed: list = []
+        checkpoint = torch.load(filename, map_location=map_location, weights_only=False,
+                                pickle_module=_tensors_only_pickle_module(stubbed))
+        _logger().warning(f'{filename}: ignored non-tensor objects of untrusted types '
+                          f'{sorted(set(stubbed))} (not executed)')
+        return checkpoint
 
 
 def load_pretrained(model: nn.Module,

@@ -1,0 +1,24 @@
+# The two commands of the README. Each does its own set-up (tools/setup_env.sh:
+# ~25 min on a fresh machine, seconds when everything is there).
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo demo-seg test test-fast benchmark clean
+
+setup:
+	bash tools/setup_env.sh
+
+demo: setup
+	$(PY) tools/demo.py --task det
+
+demo-seg: setup
+	$(PY) tools/demo.py --task seg
+
+test: setup
+	$(PY) -m pytest tests -q --durations=15 $(PYTEST_ARGS)
+
+benchmark: setup
+	$(PY) -m mlla_kernels.benchmark
+
+clean:
+	rm -rf work_dirs data/demo_coco data/demo_ade20k

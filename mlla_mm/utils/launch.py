@@ -1,0 +1,143 @@
+"""What tools/train.py and tools/test.py share: config loading and adjustment.
+
+The codebase (mmdet or mmseg) is chosen from the config's ``default_scope``;
+the runner itself is mmengine's, so every OpenMMLab convention (work_dirs,
+``--resume``, ``--cfg-options``, hooks, logging) holds.
+"""
+import copy
+import json
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+
+SCOPES = ('mmdet', 'mmseg')
+
+
+def codebase_of(cfg: Config) -> str:
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'config default_scope is {scope!r}; tools/ run detection (mmdet) '
+                         f'or segmentation (mmseg) configs: set default_scope to one of {SCOPES}')
+    return scope
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path!r} (configs live in configs/, '
+                                'e.g. configs/mask_rcnn_mlla_t.py)')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        data_root = cfg_options.pop('data_root', None)
+        cfg.merge_from_dict(cfg_options)
+        if data_root is not None:
+            set_data_root(cfg, data_root)
+    return cfg
+
+
+def _dataloaders(cfg: Config):
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if loader is None:
+            continue
+        dataset = loader.get('dataset')
+        # wrappers (RepeatDataset, ConcatDataset ...) keep the real one inside
+        while dataset is not None and 'dataset' in dataset and 'data_root' not in dataset:
+            dataset = dataset['dataset']
+        if dataset is not None:
+            yield key, dataset
+
+
+def _coco_categories(ann_file: str):
+    with open(ann_file) as f:
+        cats = json.load(f).get('categories', [])
+    return tuple(c['name'] for c in sorted(cats, key=lambda c: c['id']))
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every dataloader and evaluator of ``cfg`` at ``data_root``.
+
+    ``data_root`` in a config file is a plain variable, so overriding it with
+    ``--cfg-options data_root=...`` would change nothing; this does what the user
+    means. For COCO-format data whose categories differ from the config's class
+    list (e.g. the generated demo data with the COCO configs), the class list and
+    the heads' ``num_classes`` follow the annotation file, with a warning.
+    """
+    from mmengine.logging import print_log
+    if not osp.isdir(data_root):
+        raise FileNotFoundError(f'data_root {data_root!r} is not a directory (generate the demo '
+                                'data with tools/dataset_converters/generate_demo_data.py, or '
+                                'see README "Datasets" for COCO / ADE20K)')
+    data_root = data_root.rstrip('/') + '/'
+    for _, dataset in _dataloaders(cfg):
+        dataset['data_root'] = data_root
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        if isinstance(evaluator, dict) and evaluator.get('ann_file'):
+            train_ann = evaluator['ann_file']
+            # keep the file's path relative to the old root (annotations/xxx.json)
+            rel = train_ann.split('annotations/', 1)[-1]
+            evaluator['ann_file'] = osp.join(data_root, 'annotations', rel)
+    if codebase_of(cfg) == 'mmdet':
+        _follow_coco_classes(cfg, data_root, print_log)
+    return cfg
+
+
+def _follow_coco_classes(cfg, data_root, print_log):
+    loader = cfg.get('train_dataloader') or cfg.get('val_dataloader')
+    dataset = next((d for k, d in _dataloaders(cfg)), None)
+    if dataset is None or not dataset.get('ann_file'):
+        return
+    ann_file = osp.join(data_root, dataset['ann_file'])
+    if not osp.isfile(ann_file):
+        return
+    classes = _coco_categories(ann_file)
+    configured = (dataset.get('metainfo') or {}).get('classes')
+    if not classes or (configured is not None and tuple(configured) == classes):
+        return
+    print_log(f'{ann_file} has {len(classes)} categories {classes}; using them as the class '
+              'list and num_classes (the config named others)', logger='current', level=30)
+    for _, ds in _dataloaders(cfg):
+        ds['metainfo'] = dict(classes=classes)
+    _set_num_classes(cfg.model, len(classes))
+
+
+def _set_num_classes(node, num_classes: int) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'num_classes':
+                node[key] = num_classes
+            else:
+                _set_num_classes(value, num_classes)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _set_num_classes(item, num_classes)
+
+
+def adapt_to_machine(cfg: Config) -> Config:
+    """Without CUDA: gloo for distributed runs, and no pinned-memory workers."""
+    if not torch.cuda.is_available():
+        env = cfg.setdefault('env_cfg', {})
+        env.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def enable_amp(cfg: Config) -> None:
+    if not torch.cuda.is_available():
+        from mmengine.logging import print_log
+        print_log('--amp without CUDA: mixed precision runs in bfloat16 on the CPU',
+                  logger='current', level=30)
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+        return
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
