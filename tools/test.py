@@ -90,9 +90,14 @@ def main(argv=None):
     if args.metrics_out:
         import json
         os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
+        def as_json(value):
+            try:
+                return float(value)   # python and numpy scalars
+            except (TypeError, ValueError):
+                return str(value)
+
         with open(args.metrics_out, 'w') as f:
-            json.dump({k: float(v) if isinstance(v, (int, float)) else str(v)
-                       for k, v in metrics.items()}, f, indent=2)
+            json.dump({k: as_json(v) for k, v in metrics.items()}, f, indent=2)
     return metrics
 
 

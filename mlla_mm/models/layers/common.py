@@ -40,7 +40,7 @@ class LayerNorm2d(nn.LayerNorm):
 def stochastic_depth_rates(drop_path_rate: float, depths) -> list:
     """linspace(0, rate, sum(depths)) split per stage, as Swin/MLLA/VMamba do."""
     total = sum(depths)
-    rates = torch.linspace(0, drop_path_rate, total).tolist() if total else []
+    rates = torch.linspace(0, drop_path_rate, total, device='cpu').tolist() if total else []
     out, start = [], 0
     for d in depths:
         out.append(rates[start:start + d])
