@@ -6,5 +6,7 @@ mmdet, mmseg and mmpretrain are installed.
 """
 from . import compat  # noqa: F401  (applies shims on import)
 from . import models  # noqa: F401  (registers backbones)
+from . import engine  # noqa: F401  (registers optimizer constructors)
+from . import datasets  # noqa: F401  (demo data generator; numpy only)
 
 __version__ = '0.1.0'

@@ -1,0 +1,397 @@
+"""MLLA backbone (Mamba-Like Linear Attention) for dense prediction.
+
+Paper: "Demystify Mamba in Vision: A Linear Attention Perspective" (Han et al.,
+NeurIPS 2024). Same function and parameter names as the official models
+(LeapLabTHU/MLLA), so the official ImageNet checkpoints load unchanged, with
+what the dense version adds upstream: per-output LayerNorms ``norm0..norm3``,
+padding for arbitrary input sizes and RoPE built for the actual feature size.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from torch import nn
+
+from ...registry import register_model
+from ...utils.checkpoint import StateDict
+from ..layers import DropPath, MLLALinearAttention, rope_2d_tables, stochastic_depth_rates
+from .base import DenseBackbone, resolve_arch
+
+HWShape = Tuple[int, int]
+
+
+def _tokens_to_map(x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
+    """(B, h*w, C) row-major tokens -> (B, C, h, w)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+
+
+def _map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, C) row-major tokens."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class ConvNormAct(nn.Module):
+    """Conv2d (same padding), optional BatchNorm, optional ReLU; keys ``conv.*``, ``norm.*``.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: square kernel size (padding ``kernel_size // 2``).
+        stride: convolution stride.
+        groups: convolution groups (``in_channels`` for depthwise).
+        bias: give the convolution a bias.
+        with_norm: follow the convolution with BatchNorm2d.
+        with_act: end with ReLU.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = True, with_norm: bool = True,
+                 with_act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=kernel_size // 2, groups=groups, bias=bias)
+        self.norm = nn.BatchNorm2d(out_channels) if with_norm else None
+        self.act = nn.ReLU() if with_act else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+class MLLAStem(BaseModule):
+    """Convolutional stem of total stride 4 (no norm after it).
+
+    ``conv1`` (3x3/2) -> residual pair ``conv2`` (3x3, 3x3) -> ``conv3`` (3x3/2
+    to ``4 * embed_dims``, then 1x1 to ``embed_dims``), BatchNorm after every
+    conv and ReLU inside. The image is zero-padded right/bottom to a multiple of 4.
+
+    Args:
+        in_channels: image channels.
+        embed_dims: output channels.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        half = embed_dims // 2
+        self.conv1 = ConvNormAct(in_channels, half, 3, stride=2, bias=False)
+        self.conv2 = nn.Sequential(
+            ConvNormAct(half, half, 3, bias=False),
+            ConvNormAct(half, half, 3, bias=False, with_act=False))
+        self.conv3 = nn.Sequential(
+            ConvNormAct(half, 4 * embed_dims, 3, stride=2, bias=False),
+            ConvNormAct(4 * embed_dims, embed_dims, 1, bias=False, with_act=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % 4, 0, -h % 4))
+        x = self.conv1(x)
+        x = self.conv2(x) + x
+        return self.conv3(x)
+
+
+class MLLAFFN(nn.Module):
+    """Token MLP ``fc2(GELU(fc1(x)))`` (exact erf GELU).
+
+    Args:
+        dims: input/output channels.
+        hidden_dims: hidden channels.
+    """
+
+    def __init__(self, dims: int, hidden_dims: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MLLABlock(BaseModule):
+    """One MLLA block on row-major tokens ``(B, h*w, C)``.
+
+    ::
+
+        x = x + cpe1(x)
+        x = x + drop_path(out_proj(attn(SiLU(dwc(in_proj(LN1 x)))) * SiLU(act_proj(LN1 x))))
+        x = x + cpe2(x)
+        x = x + drop_path(mlp(LN2 x))
+
+    ``cpe1``, ``cpe2`` and ``dwc`` are depthwise 3x3 convs on the token grid.
+
+    Args:
+        dims: channels.
+        num_heads: heads of the linear attention.
+        mlp_ratio: hidden/in channels of the MLP.
+        qkv_bias: give the attention's query/key projection a bias.
+        drop_path_rate: stochastic depth rate of both residual branches.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, dims: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path_rate: float = 0.0, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.cpe1 = nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
+        self.norm1 = nn.LayerNorm(dims)
+        self.in_proj = nn.Linear(dims, dims)
+        self.act_proj = nn.Linear(dims, dims)
+        self.dwc = nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
+        self.act = nn.SiLU()
+        self.attn = MLLALinearAttention(dims, num_heads, qkv_bias=qkv_bias)
+        self.out_proj = nn.Linear(dims, dims)
+        self.drop_path = DropPath(drop_path_rate)
+        self.cpe2 = nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
+        self.norm2 = nn.LayerNorm(dims)
+        self.mlp = MLLAFFN(dims, int(dims * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
+        x = x + _map_to_tokens(self.cpe1(_tokens_to_map(x, hw_shape)))
+        shortcut = x
+        x = self.norm1(x)
+        gate = self.act(self.act_proj(x))
+        x = self.act(self.dwc(_tokens_to_map(self.in_proj(x), hw_shape)))
+        x = self.attn(_map_to_tokens(x), hw_shape, rope_tables)
+        x = shortcut + self.drop_path(self.out_proj(x * gate))
+        x = x + _map_to_tokens(self.cpe2(_tokens_to_map(x, hw_shape)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class MLLAPatchMerging(BaseModule):
+    """Downsampling between stages: C -> 2C channels, stride 2 (ceil halving).
+
+    ``conv.0`` 1x1 (C -> 8C) + ReLU, ``conv.1`` depthwise 3x3/2 + ReLU,
+    ``conv.2`` 1x1 (8C -> 2C) + BatchNorm. An odd grid is zero-padded to even
+    *before* ``conv.0``, as upstream: the padded cells then hold ReLU(bias)
+    rather than zeros when the strided conv reads them.
+
+    Args:
+        dims: input channels C.
+        expand_ratio: hidden channels as a multiple of the 2C output channels.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, dims: int, expand_ratio: float = 4.0, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        out_dims = 2 * dims
+        hidden = int(out_dims * expand_ratio)
+        self.conv = nn.Sequential(
+            ConvNormAct(dims, hidden, 1, with_norm=False),
+            ConvNormAct(hidden, hidden, 3, stride=2, groups=hidden, with_norm=False),
+            ConvNormAct(hidden, out_dims, 1, with_act=False))
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
+        h, w = hw_shape
+        x = F.pad(_tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
+        x = self.conv(x)
+        return _map_to_tokens(x), (x.shape[2], x.shape[3])
+
+
+class MLLAStage(BaseModule):
+    """``depth`` MLLA blocks at one resolution, then an optional :class:`MLLAPatchMerging`.
+
+    Args:
+        dims: channels.
+        depth: number of blocks.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden/in channels.
+        qkv_bias: query/key projection bias.
+        drop_path_rates: one stochastic depth rate per block.
+        with_downsample: end with a patch merging (all stages but the last).
+        with_cp: run each block under ``torch.utils.checkpoint`` when grad mode
+            is on (saves memory, costs a second forward).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, dims: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_path_rates: Sequence[float] = (),
+                 with_downsample: bool = True, with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        rates = list(drop_path_rates) or [0.0] * depth
+        self.dims = dims
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList([
+            MLLABlock(dims, num_heads, mlp_ratio, qkv_bias, rates[j]) for j in range(depth)])
+        self.downsample = MLLAPatchMerging(dims) if with_downsample else None
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape):
+        """Returns ``(stage_out, stage_hw, next_in, next_hw)``; next_* are downsampled."""
+        # Built once per stage and forward for the actual grid; not cached across
+        # calls (a table made under inference_mode could not be reused in training).
+        rope_tables = rope_2d_tables(hw_shape, self.dims, device=x.device)
+        for block in self.blocks:
+            # Non-reentrant checkpointing also covers a first block whose input
+            # needs no grad (frozen stem) but whose parameters do.
+            if self.with_cp and torch.is_grad_enabled():
+                x = cp.checkpoint(block, x, hw_shape, rope_tables, use_reentrant=False)
+            else:
+                x = block(x, hw_shape, rope_tables)
+        if self.downsample is None:
+            return x, hw_shape, x, hw_shape
+        x_down, down_hw = self.downsample(x, hw_shape)
+        return x, hw_shape, x_down, down_hw
+
+
+@register_model()
+class MLLA(DenseBackbone):
+    """MLLA backbone returning one NCHW feature map per stage (strides 4, 8, 16, 32).
+
+    Any input size works: the stem pads the image to a multiple of 4 and each
+    downsampling pads its grid to even, so a stage-i map is ``ceil(H / 2**(i+2))``
+    high (e.g. 250x330 -> 63x83, 32x42, 16x21, 8x11). Parameter names are those of
+    the official ImageNet checkpoints plus ``norm{i}`` for each output.
+
+    Args:
+        arch: a preset, ``'tiny'``/``'t'``, ``'small'``/``'s'`` or ``'base'``/``'b'``
+            (embed_dims 64/64/96, depths [2,4,8,4]/[3,6,21,6]/[3,6,21,6],
+            num_heads [2,4,8,16]/[2,4,8,16]/[3,6,12,24]), or a dict with keys
+            ``embed_dims``, ``depths``, ``num_heads`` (optionally ``preset`` plus
+            overrides). Stage i has ``embed_dims * 2**i`` channels, which must be
+            divisible by its head count and by 4.
+        in_channels: image channels.
+        mlp_ratio: MLP hidden/in channels in every block.
+        qkv_bias: give the attention's query/key projection a bias.
+        drop_path_rate: stochastic depth rate of the last block; rates grow
+            linearly from 0 over all blocks (0.1 in the official 1x detection
+            configs, 0.3 in 3x).
+        out_indices: stages whose outputs are returned (each through its own
+            LayerNorm ``norm{i}``, created only for these stages).
+        frozen_stages: ``-1`` freezes nothing; ``0`` freezes the stem
+            (``patch_embed``); ``i >= 1`` freezes the stem and stages ``0..i-1``
+            (their blocks, their downsampling and their output norms), as in
+            mmdet's Swin. Frozen parts get ``requires_grad=False`` and stay in eval mode.
+        norm_eval: keep every BatchNorm (stem, downsampling) in eval mode while
+            training. Upstream trains them (2 images per GPU).
+        with_cp: gradient checkpointing per block (saves memory, slower).
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads an
+            official MLLA checkpoint (the classifier ``head``/``norm`` and the
+            fixed-resolution ``attn.rope.rotations`` buffers are dropped, the
+            rest is loaded and mismatches are logged); ``None`` keeps the random init.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(('t', 'tiny'), dict(embed_dims=64, depths=[2, 4, 8, 4],
+                                            num_heads=[2, 4, 8, 16])),
+        **dict.fromkeys(('s', 'small'), dict(embed_dims=64, depths=[3, 6, 21, 6],
+                                             num_heads=[2, 4, 8, 16])),
+        **dict.fromkeys(('b', 'base'), dict(embed_dims=96, depths=[3, 6, 21, 6],
+                                            num_heads=[3, 6, 12, 24])),
+    }
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, list]] = None):
+        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, init_cfg=init_cfg)
+        settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, 'MLLA')
+        unknown = set(settings) - set(self.arch_keys)
+        if unknown:
+            raise ValueError(f'MLLA: unknown arch keys {sorted(unknown)}; an arch dict takes '
+                             f'{list(self.arch_keys)} (and optionally preset=...)')
+        embed_dims = int(settings['embed_dims'])
+        depths = [int(d) for d in settings['depths']]
+        num_heads = [int(n) for n in settings['num_heads']]
+        if len(depths) != len(num_heads) or not depths:
+            raise ValueError(f'MLLA: depths {depths} and num_heads {num_heads} must be '
+                             'non-empty lists of the same length (one entry per stage)')
+        self.num_stages = len(depths)
+        self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
+        for i, (dims, heads) in enumerate(zip(self.num_features, num_heads)):
+            if heads <= 0 or dims % heads or dims % 4:
+                raise ValueError(f'MLLA: stage {i} has {dims} channels (embed_dims * 2**{i}) '
+                                 f'and {heads} heads; channels must be divisible by the '
+                                 'head count and by 4 (2-D RoPE)')
+        self._check_out_indices(self.num_stages)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'MLLA: frozen_stages must be in [-1, {self.num_stages}] '
+                             f'(-1 none, 0 stem, i stem + stages 0..i-1), got {frozen_stages}')
+        self.in_channels = in_channels
+        self.embed_dims = embed_dims
+        self.depths = depths
+        self.num_heads = num_heads
+        self.with_cp = with_cp
+
+        self.patch_embed = MLLAStem(in_channels, embed_dims)
+        rates = stochastic_depth_rates(drop_path_rate, depths)
+        self.layers = nn.ModuleList([
+            MLLAStage(self.num_features[i], depths[i], num_heads[i], mlp_ratio=mlp_ratio,
+                      qkv_bias=qkv_bias, drop_path_rates=rates[i],
+                      with_downsample=i < self.num_stages - 1, with_cp=with_cp)
+            for i in range(self.num_stages)])
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+
+        self._init_default_weights()
+        self._freeze_stages()
+
+    def _init_default_weights(self) -> None:
+        # Upstream's init: truncated normal (std 0.02, cut at +-2) for linear
+        # layers, unit LayerNorms; convolutions keep PyTorch's default. A cut at
+        # 100 std is never reached, so normal_ + clamp_ is the same distribution
+        # and far faster than trunc_normal_'s erfinv on CPU.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                with torch.no_grad():
+                    m.weight.normal_(std=0.02).clamp_(-2.0, 2.0)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            self._freeze(self.patch_embed)
+        for i in range(max(self.frozen_stages, 0)):
+            self._freeze(self.layers[i])
+            if i in self.out_indices:
+                self._freeze(getattr(self, f'norm{i}'))
+
+    def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        """Drop the classifier (``head.*``, final ``norm.*``) and the RoPE buffers.
+
+        ``*.attn.rope.rotations`` are deterministic tables fixed to 224 input;
+        this model builds them for the actual size instead.
+        """
+        def dropped(key: str) -> bool:
+            return (key.startswith(('head.', 'norm.'))
+                    or key.endswith('attn.rope.rotations'))
+
+        kept = {k: v for k, v in state_dict.items() if not dropped(k)}
+        if len(kept) < len(state_dict):
+            print_log(f'MLLA: dropped {len(state_dict) - len(kept)} classifier/RoPE-buffer '
+                      'keys of the official checkpoint', logger='current')
+        return kept
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Images ``(B, in_channels, H, W)`` -> ``(B, C_i, H_i, W_i)`` per ``out_indices``."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'MLLA expects images of shape (B, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        x = self.patch_embed(x)
+        hw_shape = (x.shape[2], x.shape[3])
+        x = _map_to_tokens(x)
+        outs: List[torch.Tensor] = []
+        for i, stage in enumerate(self.layers):
+            out, out_hw, x, hw_shape = stage(x, hw_shape)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(out)
+                outs.append(_tokens_to_map(out, out_hw).contiguous())
+        return tuple(outs)
