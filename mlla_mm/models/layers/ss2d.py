@@ -1,0 +1,175 @@
+"""VMamba's SS2D token mixer (the v2 release, "v05_noz") on the cross-scan kernel.
+
+Channel-first throughout: every tensor is NCHW. The 2D selective scan itself
+(routes, scan, merge) lives in :func:`mlla_kernels.cross_scan_selective_scan`;
+this module only holds the parameters and the per-pixel projections around it.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+
+from mlla_kernels import BACKENDS, cross_scan_selective_scan
+
+from .common import LayerNorm2d
+
+KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
+
+
+class Linear2d(nn.Linear):
+    """A linear map over the channels of an NCHW map (a 1×1 conv without the conv's init).
+
+    The weight is stored 2-D ``(out, in)`` like ``nn.Linear`` -- the layout of
+    VMamba's checkpoints -- and a ``(out, in, 1, 1)`` conv weight from a
+    checkpoint is accepted too.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        key = prefix + 'weight'
+        weight = state_dict.get(key)
+        if weight is not None and weight.dim() == 4 and weight.shape[2:] == (1, 1):
+            state_dict[key] = weight.flatten(1)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+
+
+def inverse_softplus(x: torch.Tensor) -> torch.Tensor:
+    """``y`` with ``softplus(y) == x`` (for x > 0)."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+class SS2D(BaseModule):
+    """2D selective scan (SS2D) of VMamba v2, without the gate branch.
+
+    ``x -> in_proj -> dwconv3x3 -> SiLU -> cross-scan SSM over `directions`
+    routes -> out_norm -> out_proj``, all channel-first. Parameter names and
+    shapes are those of the official checkpoints (``in_proj.weight`` (Di, C),
+    ``conv2d.weight`` (Di, 1, k, k), ``x_proj_weight`` (K, R+2N, Di),
+    ``dt_projs_weight`` (K, Di, R), ``dt_projs_bias`` (K, Di), ``A_logs``
+    (K·Di, N), ``Ds`` (K·Di), ``out_norm.*`` (Di), ``out_proj.weight`` (C, Di)).
+
+    Args:
+        embed_dims (int): input/output channels C.
+        d_state (int): SSM state size N per channel. Default: 1 (VMamba v2).
+        ssm_ratio (float): inner width Di = int(ssm_ratio * C). Default: 2.0.
+        dt_rank (int, optional): rank R of the Δ projection; None gives
+            ceil(C / 16), computed from C (not Di) as upstream does.
+        conv_kernel (int): kernel size of the depthwise conv (no bias). Default: 3.
+        directions (int): number of scan routes K: 4 (row-major, column-major
+            and both reversed; VMamba v2), 2 (row-major both ways) or 1.
+        dt_min (float): smallest Δ of the initial bias range. Default: 0.001.
+        dt_max (float): largest Δ of the initial bias range. Default: 0.1.
+        dt_init_floor (float): lower clamp of the initial Δ. Default: 1e-4.
+        dt_scale (float): scale of the uniform init of ``dt_projs_weight``
+            (±dt_scale / sqrt(R)). Default: 1.0.
+        kernel_backend (str): backend of the scan kernel: 'auto' (Triton on
+            CUDA, PyTorch otherwise), 'torch', 'triton' or 'naive'.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 d_state: int = 1,
+                 ssm_ratio: float = 2.0,
+                 dt_rank: Optional[int] = None,
+                 conv_kernel: int = 3,
+                 directions: int = 4,
+                 dt_min: float = 0.001,
+                 dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4,
+                 dt_scale: float = 1.0,
+                 kernel_backend: str = 'auto',
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if directions not in (1, 2, 4):
+            raise ValueError(f'SS2D: directions must be 1, 2 or 4, got {directions}')
+        if kernel_backend not in KERNEL_BACKENDS:
+            raise ValueError(f'SS2D: kernel_backend must be one of {KERNEL_BACKENDS}, '
+                             f'got {kernel_backend!r}')
+        if conv_kernel < 1 or conv_kernel % 2 == 0:
+            raise ValueError(f'SS2D: conv_kernel must be a positive odd number (the map '
+                             f'keeps its size), got {conv_kernel}')
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f'SS2D: need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}')
+        self.embed_dims = embed_dims
+        self.d_state = d_state
+        self.d_inner = int(ssm_ratio * embed_dims)
+        if self.d_inner < 1:
+            raise ValueError(f'SS2D: ssm_ratio {ssm_ratio} gives no inner channels '
+                             f'for {embed_dims} input channels')
+        self.dt_rank = math.ceil(embed_dims / 16) if dt_rank is None else int(dt_rank)
+        self.directions = directions
+        self.kernel_backend = kernel_backend
+        k, d, r, n = directions, self.d_inner, self.dt_rank, d_state
+
+        self.in_proj = Linear2d(embed_dims, d, bias=False)
+        self.conv2d = nn.Conv2d(d, d, conv_kernel, padding=conv_kernel // 2, groups=d,
+                                bias=False)
+        self.act = nn.SiLU()
+        # Per route k: [Δ_raw (R) | B (N) | C (N)] = x_proj_weight[k] @ u.
+        self.x_proj_weight = nn.Parameter(torch.empty(k, r + 2 * n, d))
+        self.dt_projs_weight = nn.Parameter(torch.empty(k, d, r))
+        self.dt_projs_bias = nn.Parameter(torch.empty(k, d))
+        self.A_logs = nn.Parameter(torch.empty(k * d, n))
+        self.Ds = nn.Parameter(torch.empty(k * d))
+        self.out_norm = LayerNorm2d(d)
+        self.out_proj = Linear2d(d, embed_dims, bias=False)
+
+        self._dt_range = (dt_min, dt_max, dt_init_floor, dt_scale)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """VMamba's ``ssm_init='v0'`` (Mamba's init, one copy per route)."""
+        dt_min, dt_max, dt_floor, dt_scale = self._dt_range
+        # VMamba's trunc_normal_(std=0.02) truncates at +-2 (100 std): a plain normal.
+        nn.init.normal_(self.in_proj.weight, std=0.02)
+        nn.init.normal_(self.out_proj.weight, std=0.02)
+        self.conv2d.reset_parameters()
+        # x_proj keeps nn.Linear's default init, U(±1/sqrt(Di)).
+        bound = 1 / math.sqrt(self.d_inner)
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        std = self.dt_rank ** -0.5 * dt_scale
+        nn.init.uniform_(self.dt_projs_weight, -std, std)
+        # softplus(bias) log-uniform in [dt_min, dt_max]: a sensible range of step sizes.
+        dt = torch.exp(torch.rand_like(self.dt_projs_bias)
+                       * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.dt_projs_bias.copy_(inverse_softplus(dt.clamp(min=dt_floor)))
+        # S4D-real: A = -(1, 2, ..., N) for every channel.
+        self.A_logs.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
+                          .expand_as(self.A_logs))
+        self.Ds.fill_(1.0)
+        self.out_norm.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        batch, _, height, width = x.shape
+        k, d, r, n = self.directions, self.d_inner, self.dt_rank, self.d_state
+        u = self.act(self.conv2d(self.in_proj(x)))                      # (B, Di, H, W)
+        # x_proj and dt_proj act per pixel, so they are computed once in pixel
+        # layout; the kernel reads them along each route (no routed copies).
+        u_flat = u.flatten(2)
+        x_dbl = torch.einsum('bdl,kcd->bkcl', u_flat, self.x_proj_weight.to(u.dtype))
+        dt_raw, B, C = torch.split(x_dbl, [r, n, n], dim=2)
+        delta = torch.einsum('bkrl,kdr->bkdl', dt_raw, self.dt_projs_weight.to(u.dtype))
+        shape = (batch, k, -1, height, width)
+        y = cross_scan_selective_scan(
+            u, delta.reshape(shape).contiguous(), -torch.exp(self.A_logs.float()),
+            B.reshape(shape).contiguous(), C.reshape(shape).contiguous(), D=self.Ds.float(),
+            delta_bias=self.dt_projs_bias.flatten().float(), delta_softplus=True,
+            directions=k, backend=self.kernel_backend)
+        # Upstream normalises the scan output in fp32 and casts back afterwards.
+        y = self.out_norm(y.float()).to(x.dtype)
+        return self.out_proj(y)
+
+    def extra_repr(self) -> str:
+        return (f'embed_dims={self.embed_dims}, d_inner={self.d_inner}, '
+                f'd_state={self.d_state}, dt_rank={self.dt_rank}, '
+                f'directions={self.directions}, kernel_backend={self.kernel_backend!r}')
