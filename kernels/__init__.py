@@ -1,31 +1,140 @@
 """mlla_kernels: selective-scan kernels for MLLA-MM (torch only; triton optional).
 
-Public entry points (each with ``backend='auto' | 'naive' | 'torch' | 'triton'``):
+Public entry points, each with ``backend='auto' | 'naive' | 'torch' | 'triton'``:
 
 - :func:`selective_scan` -- Mamba's selective scan.
-- :func:`cross_scan_selective_scan` -- VMamba's SS2D: K-route 2D scan + merge.
+- :func:`cross_scan_selective_scan` -- VMamba's SS2D core: K-route 2D scan + merge.
 - :func:`bidirectional_selective_scan` -- Vim's forward + backward scan.
 
-NOTE: provisional module (naive backend only); the dispatcher replaces this.
+``backend='auto'`` picks ``triton`` for CUDA tensors when triton imports and ``torch`` otherwise;
+the environment variable ``MLLA_KERNELS_BACKEND`` (one of the backend names) overrides 'auto'.
+:func:`available_backends` lists what can run here. Backends are imported on first use.
 """
-from .bidirectional.naive import bidirectional_selective_scan_naive
-from .cross_scan.naive import cross_scan_selective_scan_naive
-from .selective_scan.naive import selective_scan_naive
+import torch
+
+# The subpackages share names with the entry points below; importing them first makes the
+# functions win the package attributes (a lazy first import would rebind the name to the module).
+from . import bidirectional as _bidirectional_pkg  # noqa: F401
+from . import cross_scan as _cross_scan_pkg  # noqa: F401
+from . import selective_scan as _selective_scan_pkg  # noqa: F401
+from .dispatch import BACKENDS, ENV_VAR, Checker, available_backends, get_impl
+
+__all__ = ['selective_scan', 'cross_scan_selective_scan', 'bidirectional_selective_scan',
+           'available_backends', 'BACKENDS', 'ENV_VAR']
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend='auto'):
-    return selective_scan_naive(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                return_last_state)
+    """Mamba's selective scan (ARCHITECTURES.md section 0).
+
+    h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = <C_t, h_t> + D u_t,  y *= silu(z).
+
+    Args:
+        u: (batch, D, L) input.
+        delta: (batch, D, L) raw step sizes (``delta_bias`` and softplus applied inside).
+        A: (D, N) state matrix (diagonal per channel), usually -exp(A_log).
+        B, C: (batch, N, L), or grouped (batch, G, N, L) where group g serves channels
+            g*D/G ... (g+1)*D/G - 1 (D % G == 0).
+        D: optional (D,) skip weight.
+        z: optional (batch, D, L) gate: the output is multiplied by silu(z).
+        delta_bias: optional (D,) added to delta before the softplus.
+        delta_softplus: apply softplus to delta (+ bias).
+        return_last_state: also return the final state (batch, D, N) in float32
+            (float64 for float64 inputs).
+        backend: 'auto', 'naive', 'torch' or 'triton'.
+
+    Returns:
+        y (batch, D, L) in u's dtype [, last_state].
+    """
+    check = Checker('selective_scan')
+    check.shape('u', u, ('batch', 'D', 'L'))
+    check.shape('delta', delta, ('batch', 'D', 'L'))
+    check.shape('A', A, ('D', 'N'))
+    grouped = isinstance(B, torch.Tensor) and B.dim() == 4
+    bc_dims = ('batch', 'G', 'N', 'L') if grouped else ('batch', 'N', 'L')
+    check.shape('B', B, bc_dims)
+    check.shape('C', C, bc_dims)
+    check.shape('D', D, ('D',), optional=True)
+    check.shape('z', z, ('batch', 'D', 'L'), optional=True)
+    check.shape('delta_bias', delta_bias, ('D',), optional=True)
+    check.positive('batch', 'D', 'L', 'N', 'G')
+    if grouped and check.sizes['D'] % check.sizes['G']:
+        raise ValueError(f"selective_scan: the channel count D={check.sizes['D']} must be a "
+                         f"multiple of the group count G={check.sizes['G']} of B/C "
+                         '(batch, G, N, L)')
+    impl = get_impl('selective_scan', check.resolve(backend))
+    return impl(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias,
+                delta_softplus=delta_softplus, return_last_state=return_last_state)
 
 
 def cross_scan_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
                               directions=4, backend='auto'):
-    return cross_scan_selective_scan_naive(u, delta, A, B, C, D, delta_bias, delta_softplus,
-                                           directions)
+    """VMamba's SS2D core: scan K routes over the (H, W) map and merge them back to pixels.
+
+    Route k visits pixels in order: K=4: row-major, column-major, reversed row-major, reversed
+    column-major (VMamba v2); K=2: row-major, reversed row-major; K=1: row-major. Route k uses
+    channels k*Di ... (k+1)*Di - 1 of A, D, delta_bias and group k of B, C.
+
+    Args:
+        u: (batch, Di, H, W), the one map all routes read.
+        delta: (batch, K, Di, H, W), per route, in pixel (row-major) layout.
+        A: (K*Di, N).
+        B, C: (batch, K, N, H, W), per route, in pixel layout.
+        D, delta_bias: optional (K*Di,).
+        delta_softplus: apply softplus to delta (+ bias).
+        directions: K, one of 1, 2, 4.
+        backend: 'auto', 'naive', 'torch' or 'triton'.
+
+    Returns:
+        (batch, Di, H, W) in u's dtype: the sum over routes of each route's output at its pixel.
+    """
+    if directions not in (1, 2, 4):
+        raise ValueError(f'cross_scan_selective_scan: directions must be 1, 2 or 4; '
+                         f'got {directions!r}')
+    check = Checker('cross_scan_selective_scan')
+    check.sizes['K'] = directions
+    check.shape('u', u, ('batch', 'Di', 'H', 'W'))
+    check.shape('delta', delta, ('batch', 'K', 'Di', 'H', 'W'))
+    check.sizes['K*Di'] = directions * check.sizes['Di']
+    check.shape('A', A, ('K*Di', 'N'))
+    check.shape('B', B, ('batch', 'K', 'N', 'H', 'W'))
+    check.shape('C', C, ('batch', 'K', 'N', 'H', 'W'))
+    check.shape('D', D, ('K*Di',), optional=True)
+    check.shape('delta_bias', delta_bias, ('K*Di',), optional=True)
+    check.positive('batch', 'Di', 'H', 'W', 'N')
+    impl = get_impl('cross_scan', check.resolve(backend))
+    return impl(u, delta, A, B, C, D=D, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                directions=directions)
 
 
 def bidirectional_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                                  delta_softplus=True, backend='auto'):
-    return bidirectional_selective_scan_naive(u, delta, A, B, C, D, z, delta_bias,
-                                              delta_softplus)
+    """Vim's bimamba-v2 core: a forward and a backward scan with separate parameters, summed.
+
+    Args:
+        u, delta: (batch, 2, Di, L) in the original token order; [:, 0] is scanned forward
+            in time, [:, 1] backward (t = L-1 .. 0).
+        A: (2, Di, N).
+        B, C: (batch, 2, N, L).
+        D, delta_bias: optional (2, Di).
+        z: optional (batch, Di, L), shared: gates each direction's output.
+        delta_softplus: apply softplus to delta (+ bias).
+        backend: 'auto', 'naive', 'torch' or 'triton'.
+
+    Returns:
+        y_fwd + y_bwd: (batch, Di, L) in u's dtype.
+    """
+    check = Checker('bidirectional_selective_scan')
+    check.shape('u', u, ('batch', 2, 'Di', 'L'))
+    check.shape('delta', delta, ('batch', 2, 'Di', 'L'))
+    check.shape('A', A, (2, 'Di', 'N'))
+    check.shape('B', B, ('batch', 2, 'N', 'L'))
+    check.shape('C', C, ('batch', 2, 'N', 'L'))
+    check.shape('D', D, (2, 'Di'), optional=True)
+    check.shape('z', z, ('batch', 'Di', 'L'), optional=True)
+    check.shape('delta_bias', delta_bias, (2, 'Di'), optional=True)
+    check.positive('batch', 'Di', 'L', 'N')
+    impl = get_impl('bidirectional', check.resolve(backend))
+    return impl(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias,
+                delta_softplus=delta_softplus)
+

@@ -1,0 +1,408 @@
+"""Benchmark the scan backends at the shapes VMamba-T and Vim-Ti meet in dense prediction.
+
+    python -m mlla_kernels.benchmark                     # CPU: a representative subset
+    python -m mlla_kernels.benchmark --device cuda --batch 1,8 --json gpu.json
+    python -m mlla_kernels.benchmark --shapes 'vim_ti-*' --repeat 5
+
+For every shape and backend: forward time (no grad) and forward+backward time, and the achieved
+bandwidth = bytes that must move / time. Minimum traffic: the forward reads every input once and
+writes y; forward+backward also re-reads the inputs, reads dy and writes one gradient per input
+(3 x inputs + 2 x outputs). The roofline is the measured device copy bandwidth (read + write of a
+large buffer). Peers run in the same process: on CPU mambapy's pure-PyTorch parallel scan
+(``mambapy.pscan``, Blelloch), on GPU mamba-ssm's CUDA ``selective_scan_fn`` when importable
+(the torch backend is always there as well). Peers get their inputs already in their preferred
+layout (routed / flipped copies made outside the timed region), so they never pay for layout.
+
+Shapes (ARCHITECTURES.md): VMamba-T has C = 96 * 2^i, ssm_ratio 1 (Di = C), d_state 1, K = 4
+routes, maps of H/4 .. H/32 (ceil halving) and depths 2, 2, 8, 2; its op is
+``cross_scan_selective_scan`` (= a (batch, 4*Di, HW) scan with G = 4). Vim-Ti has Di = 384,
+N = 16, L = (H/16)(W/16), 24 layers, each one ``bidirectional_selective_scan``.
+"""
+import argparse
+import fnmatch
+import json
+import math
+import os
+import platform
+import time
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+
+from . import available_backends, bidirectional_selective_scan, cross_scan_selective_scan
+
+VMAMBA_T = dict(dims=(96, 192, 384, 768), depths=(2, 2, 8, 2), d_state=1, directions=4)
+VIM_TI = dict(dim=384, d_state=16, depth=24, patch=16)
+# on CPU the full set takes far too long; by default a representative subset runs
+CPU_DEFAULT_SHAPES = ['vmamba_t-512-s*', 'vim_ti-512', 'vmamba_t-1024-s0', 'vmamba_t-1024-s3',
+                      'vim_ti-1024']
+QUICK_SHAPES = ['vmamba_t-512-s0', 'vmamba_t-512-s2', 'vim_ti-512']
+
+
+def all_shapes() -> List[Dict]:
+    """Every (model, input size, stage) op the two backbones run, with its count per forward."""
+    shapes = []
+    for size in (512, 1024):
+        side = size
+        for stage, (dim, depth) in enumerate(zip(VMAMBA_T['dims'], VMAMBA_T['depths'])):
+            side = math.ceil(side / 4) if stage == 0 else math.ceil(side / 2)
+            shapes.append(dict(name=f'vmamba_t-{size}-s{stage}', op='cross_scan', dim=dim,
+                               height=side, width=side, d_state=VMAMBA_T['d_state'],
+                               directions=VMAMBA_T['directions'], count=depth))
+        grid = math.ceil(size / VIM_TI['patch'])
+        shapes.append(dict(name=f'vim_ti-{size}', op='bidirectional', dim=VIM_TI['dim'],
+                           length=grid * grid, d_state=VIM_TI['d_state'], count=VIM_TI['depth']))
+    return shapes
+
+
+def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[str, torch.Tensor]:
+    """Inputs with VMamba/Vim-like statistics (A = -exp(A_log), softplus'd deltas ~0.01-0.1)."""
+    gen = torch.Generator().manual_seed(0)
+
+    def randn(*s, scale=1.0, shift=0.0):
+        return (torch.randn(*s, generator=gen) * scale + shift).to(device=device, dtype=dtype)
+
+    n = shape['d_state']
+    if shape['op'] == 'cross_scan':
+        k, dim, h, w = shape['directions'], shape['dim'], shape['height'], shape['width']
+        return dict(u=randn(batch, dim, h, w), delta=randn(batch, k, dim, h, w, scale=0.5),
+                    A=-torch.exp(randn(k * dim, n, scale=0.5)).float(),
+                    B=randn(batch, k, n, h, w), C=randn(batch, k, n, h, w),
+                    D=randn(k * dim).float(), delta_bias=randn(k * dim, shift=-3.0).float())
+    dim, length = shape['dim'], shape['length']
+    return dict(u=randn(batch, 2, dim, length), delta=randn(batch, 2, dim, length, scale=0.5),
+                A=-torch.exp(randn(2, dim, n, scale=0.5)).float(),
+                B=randn(batch, 2, n, length), C=randn(batch, 2, n, length),
+                D=randn(2, dim).float(), z=randn(batch, dim, length),
+                delta_bias=randn(2, dim, shift=-3.0).float())
+
+
+def traffic(inputs: Dict[str, torch.Tensor], out_numel: int, out_bytes: int):
+    """(forward bytes, forward+backward bytes) that must move at least."""
+    ins = sum(t.numel() * t.element_size() for t in inputs.values())
+    out = out_numel * out_bytes
+    return ins + out, 3 * ins + 2 * out
+
+
+# ------------------------------------------------------------------ runners
+def ours(shape, backend):
+    op = cross_scan_selective_scan if shape['op'] == 'cross_scan' else bidirectional_selective_scan
+    extra = dict(directions=shape['directions']) if shape['op'] == 'cross_scan' else {}
+
+    def run(t):
+        return op(**t, delta_softplus=True, backend=backend, **extra)
+    return run, lambda t: t
+
+
+def _route_copies(t, shape):
+    """Peer layout for a cross-scan: routes folded into the batch, (batch*K, ...) tensors."""
+    from .cross_scan.naive import route_indices
+    batch, dim, h, w = t['u'].shape
+    k = shape['directions']
+    routes = route_indices(h, w, k, t['u'].device)
+    flat = t['u'].reshape(batch, dim, h * w)
+    u = torch.stack([flat[..., r] for r in routes], 1).reshape(batch * k, dim, h * w)
+    delta = torch.stack([t['delta'][:, i].reshape(batch, dim, -1)[..., r]
+                         for i, r in enumerate(routes)], 1).reshape(batch * k, dim, h * w)
+    B = torch.stack([t['B'][:, i].reshape(batch, -1, h * w)[..., r]
+                     for i, r in enumerate(routes)], 1).reshape(batch * k, -1, h * w)
+    C = torch.stack([t['C'][:, i].reshape(batch, -1, h * w)[..., r]
+                     for i, r in enumerate(routes)], 1).reshape(batch * k, -1, h * w)
+    return u, delta, B, C
+
+
+def mambapy_peer(shape):
+    """mambapy's selective_scan (mamba.py) on its (batch, L, D) layout, per route/direction."""
+    from mambapy.pscan import pscan
+
+    def scan(u, delta, A, B, C, D, bias):   # u, delta (b, L, D); A (D, N); B, C (b, L, N)
+        delta = F.softplus(delta + bias)
+        deltaA = torch.exp(delta.unsqueeze(-1) * A)
+        BX = (delta * u).unsqueeze(-1) * B.unsqueeze(2)
+        hs = pscan(deltaA, BX)
+        return (hs @ C.unsqueeze(-1)).squeeze(3) + D * u
+
+    if shape['op'] == 'cross_scan':
+        k = shape['directions']
+
+        def prepare(t):
+            batch, dim = t['u'].shape[:2]
+            # (K, batch, L, channels): route i is a view, so no copy happens inside the timing
+            lay = [x.view(batch, k, x.shape[1], -1).permute(1, 0, 3, 2).contiguous()
+                   for x in _route_copies(t, shape)]
+            return dict(u=lay[0], delta=lay[1], B=lay[2], C=lay[3], A=t['A'].view(k, dim, -1),
+                        D=t['D'].view(k, dim), bias=t['delta_bias'].view(k, dim))
+
+        def run(p):
+            # one scan per route, each with its own parameters
+            return torch.stack([scan(p['u'][i], p['delta'][i], p['A'][i], p['B'][i],
+                                     p['C'][i], p['D'][i], p['bias'][i]) for i in range(k)])
+        return run, prepare
+
+    def prepare(t):
+        def lay(x):
+            return torch.stack([x[:, 0], x[:, 1].flip(-1)]).transpose(-1, -2).contiguous()
+        return dict(u=lay(t['u']), delta=lay(t['delta']), B=lay(t['B']), C=lay(t['C']),
+                    A=t['A'], D=t['D'], bias=t['delta_bias'],
+                    z=t['z'].transpose(1, 2).contiguous())
+
+    def run(p):
+        yf, yb = (scan(p['u'][i], p['delta'][i], p['A'][i], p['B'][i], p['C'][i], p['D'][i],
+                       p['bias'][i]) for i in range(2))
+        return (yf + yb.flip(1)) * F.silu(p['z'])
+    return run, prepare
+
+
+def mamba_ssm_peer(shape):
+    """mamba-ssm's CUDA selective_scan_fn on routed / flipped copies (made outside timing)."""
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+    if shape['op'] == 'cross_scan':
+        k = shape['directions']
+
+        def prepare(t):
+            u, delta, B, C = _route_copies(t, shape)
+            batch = t['u'].shape[0]
+            # (batch*K, Di, L) -> (batch, K*Di, L): routes become channel blocks, B/C groups
+            return dict(u=u.reshape(batch, -1, u.shape[-1]),
+                        delta=delta.reshape(batch, -1, delta.shape[-1]),
+                        B=B.view(batch, k, *B.shape[1:]), C=C.view(batch, k, *C.shape[1:]),
+                        A=t['A'], D=t['D'], delta_bias=t['delta_bias'])
+
+        def run(p):
+            return selective_scan_fn(p['u'], p['delta'], p['A'], p['B'], p['C'], p['D'],
+                                     delta_bias=p['delta_bias'], delta_softplus=True)
+        return run, prepare
+
+    def prepare(t):
+        dim = t['u'].shape[2]
+        def cat(x):
+            return torch.cat([x[:, 0], x[:, 1].flip(-1)], 1)
+        return dict(u=cat(t['u']), delta=cat(t['delta']),
+                    B=torch.stack([t['B'][:, 0], t['B'][:, 1].flip(-1)], 1),
+                    C=torch.stack([t['C'][:, 0], t['C'][:, 1].flip(-1)], 1),
+                    A=t['A'].reshape(2 * dim, -1), D=t['D'].reshape(-1),
+                    delta_bias=t['delta_bias'].reshape(-1), z=t['z'], dim=dim)
+
+    def run(p):
+        y = selective_scan_fn(p['u'], p['delta'], p['A'], p['B'], p['C'], p['D'],
+                              delta_bias=p['delta_bias'], delta_softplus=True)
+        dim = p['dim']
+        return (y[:, :dim] + y[:, dim:].flip(-1)) * F.silu(p['z'])
+    return run, prepare
+
+
+# ------------------------------------------------------------------ timing
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+_CLOCK = time.perf_counter
+
+
+def time_call(fn, device, repeat):
+    """Best-of-``repeat`` time after one warm-up (min is robust on a shared machine)."""
+    fn()
+    _sync(device)
+    best = float('inf')
+    for _ in range(repeat):
+        start = _CLOCK()
+        fn()
+        _sync(device)
+        best = min(best, _CLOCK() - start)
+    return best
+
+
+def measure(run, prepare, inputs, device, repeat, backward=True):
+    prepared = prepare(inputs)
+    with torch.no_grad():
+        fwd = time_call(lambda: run(prepared), device, repeat)
+    if not backward:
+        return fwd, None
+    leaves = {k: (v.detach().clone().requires_grad_(True)
+                  if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+              for k, v in prepared.items()}
+
+    def fwd_bwd():
+        for v in leaves.values():
+            if isinstance(v, torch.Tensor):
+                v.grad = None
+        out = run(leaves)
+        out.backward(torch.ones_like(out))
+    return fwd, time_call(fwd_bwd, device, repeat)
+
+
+def copy_bandwidth(device, megabytes=256):
+    """Device copy bandwidth in GB/s (bytes read + written per second): the roofline."""
+    n = megabytes * (1 << 20) // 4
+    src = torch.empty(n, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    seconds = time_call(lambda: dst.copy_(src), device, 5)
+    return 2 * n * 4 / seconds / 1e9
+
+
+# ------------------------------------------------------------------ driver
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--shapes', default=None,
+                        help="comma-separated names or globs, e.g. 'vmamba_t-512-*,vim_ti-512' "
+                             "(default: all on GPU, a representative subset on CPU); "
+                             "'list' prints the names")
+    parser.add_argument('--batch', default=None, help='comma-separated batch sizes '
+                        '(default: 1,8 on GPU, 1 on CPU)')
+    parser.add_argument('--repeat', type=int, default=3, help='timed runs per measurement')
+    parser.add_argument('--backends', default=None,
+                        help='comma-separated (default: every available one)')
+    parser.add_argument('--no-peers', action='store_true', help='skip mambapy / mamba-ssm')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help="'cpu': process CPU time, for a CPU shared with other jobs "
+                             '(meaningful with --threads 1; GPU timing always needs wall)')
+    parser.add_argument('--json', default='benchmark.json', help='where to write the results')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'a small CPU-feasible subset: {", ".join(QUICK_SHAPES)}, batch 1')
+    return parser.parse_args(argv)
+
+
+def select_shapes(args, device):
+    shapes = all_shapes()
+    if args.shapes == 'list':
+        print('\n'.join(s['name'] for s in shapes))
+        raise SystemExit(0)
+    if args.shapes:
+        patterns, note = args.shapes.split(','), 'selected with --shapes'
+    elif args.quick:
+        patterns, note = QUICK_SHAPES, 'the --quick subset'
+    elif device.type == 'cpu':
+        patterns = CPU_DEFAULT_SHAPES
+        note = ('the default CPU subset (the full set is too slow on a CPU): '
+                + ', '.join(CPU_DEFAULT_SHAPES))
+    else:
+        patterns, note = ['*'], 'all shapes'
+    chosen = [s for s in shapes if any(fnmatch.fnmatch(s['name'], p) for p in patterns)]
+    if not chosen:
+        raise SystemExit(f'no shape matches {patterns}; try --shapes list')
+    return chosen, note
+
+
+def peers_for(device):
+    if device.type == 'cpu':
+        try:
+            import mambapy.pscan  # noqa: F401
+            return {'mambapy': mambapy_peer}
+        except ImportError:
+            print('note: mambapy is not installed (pip install mambapy): no CPU peer')
+            return {}
+    try:
+        import mamba_ssm.ops.selective_scan_interface  # noqa: F401
+        return {'mamba_ssm': mamba_ssm_peer}
+    except ImportError:
+        print('note: mamba-ssm is not importable: the torch backend is the GPU peer')
+        return {}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes, note = select_shapes(args, device)
+    batches = [int(b) for b in (args.batch or ('1' if device.type == 'cpu' or args.quick
+                                               else '1,8')).split(',')]
+    if args.backends:
+        backends = args.backends.split(',')
+    else:
+        # naive is a Python loop over time steps (minutes at these sizes), and triton on CPU
+        # is the interpreter (a correctness tool): both only when asked for
+        backends = [b for b in available_backends(device) if b != 'naive'
+                    and not (b == 'triton' and device.type == 'cpu')]
+    global _CLOCK
+    _CLOCK = time.process_time if args.clock == 'cpu' else time.perf_counter
+    peers = {} if args.no_peers else peers_for(device)
+    roofline = copy_bandwidth(device)
+    if args.clock == 'cpu' and device.type == 'cuda':
+        raise SystemExit('--clock cpu measures CPU time; use the wall clock on a GPU')
+    env = dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
+               clock=args.clock,
+               cpu=platform.processor() or platform.machine(), roofline_gbs=roofline,
+               shapes_note=note, load=os.getloadavg() if hasattr(os, 'getloadavg') else None)
+    if device.type == 'cuda':
+        env['gpu'] = torch.cuda.get_device_name(device)
+    print(f'# scan benchmark on {env.get("gpu", env["cpu"])} ({device}, torch {torch.__version__}, '
+          f'{env["threads"]} threads); shapes: {note}')
+    print(f'# roofline (copy bandwidth): {roofline:.1f} GB/s; times are best of {args.repeat}')
+    rows = []
+    for shape in shapes:
+        for batch in batches:
+            inputs = make_inputs(shape, batch, device)
+            if shape['op'] == 'cross_scan':
+                out_numel = batch * shape['dim'] * shape['height'] * shape['width']
+            else:
+                out_numel = batch * shape['dim'] * shape['length']
+            fwd_bytes, fb_bytes = traffic(inputs, out_numel, 4)
+            runners = {f'ours:{b}': ours(shape, b) for b in backends}
+            runners.update({name: make(shape) for name, make in peers.items()})
+            for name, (run, prepare) in runners.items():
+                fwd, fb = measure(run, prepare, inputs, device, args.repeat)
+                rows.append(dict(shape=shape['name'], op=shape['op'], batch=batch,
+                                 count=shape['count'], impl=name, fwd_ms=fwd * 1e3,
+                                 fwd_bwd_ms=fb * 1e3, fwd_gbs=fwd_bytes / fwd / 1e9,
+                                 fwd_bwd_gbs=fb_bytes / fb / 1e9,
+                                 fwd_roofline=fwd_bytes / fwd / 1e9 / roofline,
+                                 **{k: v for k, v in shape.items() if k not in ('name', 'op',
+                                                                                'count')}))
+                print(f'  {shape["name"]:<18} b={batch:<2} {name:<12} fwd {fwd * 1e3:9.2f} ms   '
+                      f'fwd+bwd {fb * 1e3:9.2f} ms', flush=True)
+            del inputs
+    table = markdown(rows, env, peers)
+    print()
+    print(table)
+    with open(args.json, 'w') as f:
+        json.dump(dict(env=env, rows=rows, table=table), f, indent=1)
+    print(f'\nwrote {args.json}')
+    return rows
+
+
+def markdown(rows, env, peers) -> str:
+    lines = [f'Device: {env.get("gpu", env["cpu"])} ({env["device"]}), torch {env["torch"]}, '
+             f'{env["threads"]} threads; roofline (copy bandwidth) {env["roofline_gbs"]:.1f} GB/s. '
+             f'Shapes: {env["shapes_note"]}. '
+             f'Times ({env["clock"]} clock): best of the repeats, ms; '
+             'GB/s = bytes that must move / time; "×/fwd" = calls per model forward.',
+             '',
+             '| shape | batch | ×/fwd | impl | fwd ms | fwd GB/s | fwd % roof | fwd+bwd ms '
+             '| fwd+bwd GB/s | speedup fwd+bwd vs peer |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    peer_name = next(iter(peers), 'ours:torch')
+    by_key = {(r['shape'], r['batch'], r['impl']): r for r in rows}
+    for r in rows:
+        peer = by_key.get((r['shape'], r['batch'], peer_name))
+        speed = (f'{peer["fwd_bwd_ms"] / r["fwd_bwd_ms"]:.2f}×'
+                 if peer and r['impl'] != peer_name else '')
+        lines.append(f'| {r["shape"]} | {r["batch"]} | {r["count"]} | {r["impl"]} | '
+                     f'{r["fwd_ms"]:.2f} | {r["fwd_gbs"]:.2f} | {100 * r["fwd_roofline"]:.1f} | '
+                     f'{r["fwd_bwd_ms"]:.2f} | {r["fwd_bwd_gbs"]:.2f} | {speed} |')
+    # per model and input: the scan time of one whole forward (+backward), sum of count x time
+    totals: Dict = {}
+    for r in rows:
+        key = (r['shape'].split('-')[0] + '-' + r['shape'].split('-')[1], r['batch'], r['impl'])
+        t = totals.setdefault(key, [0.0, 0.0, set()])
+        t[0] += r['count'] * r['fwd_ms']
+        t[1] += r['count'] * r['fwd_bwd_ms']
+        t[2].add(r['shape'])
+    lines += ['', '| model-input (shapes run) | batch | impl | scan ms per model fwd '
+              '| per model fwd+bwd | speedup fwd+bwd vs peer |', '|---|---|---|---|---|---|']
+    for (model, batch, impl), (f, fb, names) in totals.items():
+        peer = totals.get((model, batch, peer_name))
+        speed = f'{peer[1] / fb:.2f}×' if peer and impl != peer_name else ''
+        lines.append(f'| {model} ({len(names)}) | {batch} | {impl} | {f:.1f} | {fb:.1f} '
+                     f'| {speed} |')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()
