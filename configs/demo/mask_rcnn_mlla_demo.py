@@ -31,14 +31,14 @@ model = dict(
         rpn=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(max_per_img=50)))
 
-max_epochs = 8
+max_epochs = 5
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[6, 7], gamma=0.1)
+         milestones=[4], gamma=0.1)
 ]
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -47,5 +47,5 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10.0, norm_type=2))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
 log_processor = dict(window_size=10)

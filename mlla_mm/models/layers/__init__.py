@@ -1,3 +1,14 @@
 from .common import DropPath, LayerNorm2d, drop_path, stochastic_depth_rates
+from .linear_attention import MLLALinearAttention
+from .rope import apply_rope_2d, rope_2d_tables
 
-__all__ = ['DropPath', 'LayerNorm2d', 'drop_path', 'stochastic_depth_rates']
+__all__ = ['DropPath', 'LayerNorm2d', 'drop_path', 'stochastic_depth_rates',
+           'MLLALinearAttention', 'apply_rope_2d', 'rope_2d_tables']
+from .ss2d import SS2D, Linear2d  # noqa: E402
+
+__all__ += ['SS2D', 'Linear2d']
+from .bimamba import BiMambaMixer  # noqa: E402
+from .rmsnorm import RMSNorm  # noqa: E402
+from .simple_pyramid import SimplePyramid, pyramid_branches  # noqa: E402
+
+__all__ += ['BiMambaMixer', 'RMSNorm', 'SimplePyramid', 'pyramid_branches']

@@ -1,0 +1,514 @@
+"""Resolution-scaling benchmark of backbones: time and memory against pixels.
+
+The papers' headline claims are about cost at high resolution (all three are
+"linear in pixels"; Vim: 2.8× faster than DeiT with 86.8% less GPU memory at
+1248×1248). This module measures them on the user's machine, for our
+backbones and for attention baselines from the installed OpenMMLab stack, in
+one run so that the ratios are fair.
+
+Method (one *case* = backbone × square size × batch):
+
+* Each case runs in a **fresh subprocess** (``isolate=True``, the default): the
+  memory figure is then that case's alone, an out-of-memory kill or a hang
+  (``timeout``) costs only that case, and after a failure the larger sizes of
+  the same backbone are skipped.
+* Cases run size-major with the backbones alternating (``for size: for
+  backbone``), and ``rounds > 1`` repeats the whole sweep, so slow drifts of a
+  shared machine hit every backbone alike; the reported time is the median of
+  all timed iterations of all rounds.
+* Inside a case: build, ``warmup`` untimed passes (Triton compilation, caches,
+  allocator), then ``repeat`` timed passes. On CUDA an extra untimed pass after
+  the warm-up measures memory; on CPU the first warm-up pass does (see below).
+* Time: ``time.perf_counter`` around each pass; on CUDA, CUDA events recorded
+  around the pass and ``torch.cuda.synchronize()`` before reading them.
+* Memory, CUDA: ``torch.cuda.max_memory_allocated`` after
+  ``reset_peak_memory_stats`` (weights and input included), i.e. the peak of
+  tensors torch allocated, not the caching allocator's reserve.
+* Memory, CPU: peak-RSS delta of the first forward of the fresh process (the
+  model and input already built). Before it, the kernel's peak-RSS mark is
+  reset (``echo 5 > /proc/self/clear_refs``, Linux ≥ 4.0) and the current RSS
+  read (``VmRSS``); after it, ``VmHWM - VmRSS_before`` is the extra resident
+  memory the pass needed (activations, workspaces). The first pass is used
+  because later passes reuse pages the allocator kept, and would read lower.
+  Where the reset is not possible, ``ru_maxrss`` is used instead of ``VmHWM``.
+* Forward runs under ``torch.no_grad()`` in eval mode; ``train=True`` times
+  forward + backward of the mean of all outputs in train mode.
+
+The scaling exponent is the least-squares slope of log(time) (or log(memory))
+against log(pixels) over the sizes measured; ``tail`` is the slope between the
+two largest sizes, closer to the asymptotic behaviour that fixed per-call
+overheads hide at small sizes.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+RESULT_MARKER = '@@BENCHMARK_RESULT@@'
+
+#: Backbones by name: an mmengine-style model config and the registry scope that
+#: builds it (None: mmengine's root registry, which holds our backbones).
+PRESETS: Dict[str, Dict[str, Any]] = {
+    'MLLA-T': dict(cfg=dict(type='MLLA', arch='tiny'), scope=None),
+    'VMamba-T': dict(cfg=dict(type='VMamba', arch='tiny'), scope=None),
+    'Vim-Ti': dict(cfg=dict(type='Vim', arch='tiny'), scope=None),
+    # mmdet's Swin-T with the Mask R-CNN settings (window 7, 4 stages).
+    'Swin-T': dict(
+        cfg=dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
+                 num_heads=[3, 6, 12, 24], window_size=7, mlp_ratio=4, qkv_bias=True,
+                 drop_path_rate=0.2, patch_norm=True, out_indices=(0, 1, 2, 3)),
+        scope='mmdet'),
+    # Global attention at Vim-Ti's width: DeiT-Ti (192 wide, 12 layers, 3 heads),
+    # patch 16; the 14×14 position table is interpolated to any input size.
+    'ViT-Ti': dict(
+        cfg=dict(type='VisionTransformer', arch='deit-tiny', img_size=224, patch_size=16,
+                 out_type='featmap', drop_path_rate=0.1),
+        scope='mmpretrain'),
+}
+DEFAULT_BACKBONES = ('MLLA-T', 'VMamba-T', 'Vim-Ti', 'Swin-T', 'ViT-Ti')
+DEFAULT_SIZES = (224, 512, 1024, 1248, 2048)
+
+
+def resolve_spec(item: Any) -> Dict[str, Any]:
+    """A backbone spec ``{name, cfg, scope}`` from a preset name, ``NAME=JSON`` or a dict.
+
+    ``cfg['type']`` may also be ``'package.module:ClassName'`` (imported, then
+    called with the remaining keys), which lets tests benchmark a local class.
+    """
+    if isinstance(item, dict):
+        spec = dict(item)
+        if 'name' not in spec or 'cfg' not in spec:
+            raise ValueError(f'a backbone spec needs `name` and `cfg`, got {sorted(spec)}.')
+        spec.setdefault('scope', None)
+        return spec
+    if item in PRESETS:
+        return dict(name=item, **PRESETS[item])
+    if '=' in item:
+        name, text = item.split('=', 1)
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'backbone {name!r}: {text!r} is not JSON ({err}).') from None
+        if 'cfg' not in payload:
+            payload = dict(cfg=payload)
+        return dict(name=name, cfg=payload['cfg'], scope=payload.get('scope'))
+    raise ValueError(f'unknown backbone {item!r}: use one of {sorted(PRESETS)} or '
+                     "NAME='{\"type\": ..., ...}' (JSON model config).")
+
+
+def build_backbone(spec: Dict[str, Any]):
+    """Build the module a spec describes (imports ``mlla_mm`` to register ours)."""
+    import importlib
+    cfg = dict(spec['cfg'])
+    type_ = cfg.get('type')
+    if isinstance(type_, str) and ':' in type_:
+        module, cls = type_.split(':', 1)
+        cfg.pop('type')
+        return getattr(importlib.import_module(module), cls)(**cfg)
+    from mlla_mm.utils.flops import build_model_from_cfg  # absolute: also run as a script
+    return build_model_from_cfg(cfg, spec.get('scope'))
+
+
+# --------------------------------------------------------------------------------------
+# one case
+# --------------------------------------------------------------------------------------
+def _proc_status_kb(field: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _loss(outputs):
+    import torch
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float().mean()
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    return sum(_loss(o) for o in outputs)
+
+
+def measure_case(spec: Dict[str, Any], size: int, batch: int = 1, train: bool = False,
+                 warmup: int = 1, repeat: int = 3, device: str = 'cpu',
+                 threads: Optional[int] = None) -> Dict[str, Any]:
+    """Measure one backbone at one square size, in this process.
+
+    Returns:
+        dict: ``status`` ('ok' | 'oom' | 'error'), ``times_ms`` (each timed
+        pass), ``mem_mb``, ``mem_method``, ``params``, ``error`` on failure.
+    """
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    result = dict(name=spec['name'], size=size, batch=batch, pixels=size * size,
+                  train=train, device=device, status='ok', times_ms=[], mem_mb=None)
+    try:
+        model = build_backbone(spec).to(device)
+        result['params'] = sum(p.numel() for p in model.parameters())
+        model.train(train)
+        x = torch.randn(batch, 3, size, size, device=device)
+        cuda = device.startswith('cuda')
+
+        def one_pass():
+            if train:
+                _loss(model(x)).backward()
+                for p in model.parameters():
+                    p.grad = None
+            else:
+                with torch.no_grad():
+                    model(x)
+
+        if cuda:
+            for _ in range(warmup):
+                one_pass()
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            one_pass()
+            torch.cuda.synchronize(device)
+            result['mem_mb'] = torch.cuda.max_memory_allocated(device) / 2**20
+            result['mem_method'] = 'cuda max_memory_allocated (total)'
+        else:
+            # The first pass of a fresh process touches every page it needs: its
+            # peak-RSS delta is the pass's memory (it doubles as the first warm-up).
+            before = _proc_status_kb('VmRSS')
+            if _reset_peak_rss():
+                one_pass()
+                peak = _proc_status_kb('VmHWM')
+                result['mem_method'] = 'peak RSS delta of the first pass (clear_refs + VmHWM)'
+            else:
+                one_pass()
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                result['mem_method'] = 'peak RSS delta of the first pass (ru_maxrss)'
+            result['mem_mb'] = max(peak - before, 0) / 1024 if before and peak else None
+            for _ in range(warmup - 1):
+                one_pass()
+        # timed passes
+        for _ in range(repeat):
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(
+                    enable_timing=True)
+                start.record()
+                one_pass()
+                end.record()
+                torch.cuda.synchronize(device)
+                result['times_ms'].append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                one_pass()
+                result['times_ms'].append((time.perf_counter() - t0) * 1e3)
+    except Exception as err:  # noqa: BLE001  (a failed case must not stop the sweep)
+        oom = isinstance(err, MemoryError) or 'out of memory' in str(err).lower() or \
+            type(err).__name__ == 'OutOfMemoryError'
+        result['status'] = 'oom' if oom else 'error'
+        result['error'] = f'{type(err).__name__}: {str(err)[:300]}'
+    return result
+
+
+def _run_isolated(case: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+    """:func:`measure_case` in a fresh interpreter; OOM kills and timeouts become statuses."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
+    # Run this file as a script: the worker imports only what the case needs
+    # (``mlla_mm`` and the OpenMMLab packages for registry-built backbones).
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(case)]
+    base = dict(name=case['spec']['name'], size=case['size'], batch=case['batch'],
+                pixels=case['size']**2, train=case['train'], device=case['device'],
+                times_ms=[], mem_mb=None)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return dict(base, status='timeout', error=f'no result within {timeout:.0f} s')
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
+    if proc.returncode in (-9, 137):
+        return dict(base, status='oom', error='killed (SIGKILL: out of memory?)')
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return dict(base, status='error', error=f'exit {proc.returncode}: ' + ' | '.join(tail))
+
+
+# --------------------------------------------------------------------------------------
+# the sweep
+# --------------------------------------------------------------------------------------
+def run_benchmark(backbones: Sequence[Any], sizes: Sequence[int] = DEFAULT_SIZES,
+                  batches: Sequence[int] = (1, ), train: bool = False, warmup: int = 1,
+                  repeat: int = 3, rounds: int = 1, device: str = 'cpu',
+                  timeout_per_case: Optional[float] = None, isolate: bool = True,
+                  threads: Optional[int] = None,
+                  log: Callable[[str], None] = print,
+                  on_case: Optional[Callable[[List[Dict[str, Any]]], None]] = None
+                  ) -> List[Dict[str, Any]]:
+    """Measure every backbone at every size and batch; one merged result per case.
+
+    Args:
+        backbones (sequence): Preset names, ``NAME=JSON`` strings or spec dicts
+            (see :func:`resolve_spec`).
+        sizes (sequence of int): Square input sizes.
+        batches (sequence of int): Batch sizes.
+        train (bool): Time forward + backward instead of forward.
+        warmup (int): Untimed passes per case and round.
+        repeat (int): Timed passes per case and round.
+        rounds (int): Sweeps over all cases; times are pooled over rounds.
+        device (str): 'cpu', 'cuda' or 'cuda:N'.
+        timeout_per_case (float, optional): Seconds before a case is abandoned
+            (only with ``isolate``).
+        isolate (bool): One subprocess per case (see the module doc).
+        threads (int, optional): torch CPU threads in each case (default: torch's).
+        log (callable): Progress printer.
+        on_case (callable, optional): Called with the results so far after every
+            case (e.g. to save partial results of a long sweep).
+
+    Returns:
+        list of dict: per (backbone, batch, size), in input order: ``status``,
+        ``median_ms``, ``images_per_s``, ``mem_mb``, ``times_ms``, ``params``, ...
+    """
+    specs = [resolve_spec(b) for b in backbones]
+    names = [s['name'] for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f'backbone names must be unique, got {names}.')
+    sizes = sorted(int(s) for s in sizes)
+    merged: Dict[tuple, Dict[str, Any]] = {}
+    failed = set()  # (name, batch): a smaller size failed, larger ones are skipped
+    for rnd in range(rounds):
+        for size in sizes:
+            for batch in batches:
+                for spec in specs:
+                    key = (spec['name'], batch, size)
+                    if (spec['name'], batch) in failed:
+                        merged.setdefault(key, dict(
+                            name=spec['name'], size=size, batch=batch, pixels=size * size,
+                            train=train, device=device, status='skipped', times_ms=[],
+                            mem_mb=None, error='a smaller size failed'))
+                        continue
+                    case = dict(spec=spec, size=size, batch=batch, train=train, warmup=warmup,
+                                repeat=repeat, device=device, threads=threads)
+                    t0 = time.time()
+                    if isolate:
+                        res = _run_isolated(case, timeout_per_case)
+                    else:
+                        res = measure_case(spec, size, batch, train, warmup, repeat, device,
+                                           threads)
+                    prev = merged.get(key)
+                    if prev is not None and prev['status'] == 'ok' and res['status'] == 'ok':
+                        prev['times_ms'] += res['times_ms']
+                        prev['mem_mb'] = max(prev['mem_mb'] or 0, res['mem_mb'] or 0)
+                    else:
+                        merged[key] = res
+                    if res['status'] != 'ok':
+                        failed.add((spec['name'], batch))
+                    med = statistics.median(res['times_ms']) if res['times_ms'] else float('nan')
+                    log(f'[round {rnd + 1}/{rounds}] {spec["name"]:>10s} {size:>5d}px bs{batch}: '
+                        f'{res["status"]:>7s} {med:10.1f} ms  mem {res.get("mem_mb") or 0:9.1f} MB'
+                        f'  ({time.time() - t0:.1f} s)' +
+                        (f'  {res.get("error")}' if res['status'] != 'ok' else ''))
+                    if on_case is not None:
+                        on_case(_ordered(merged, specs, batches, sizes))
+    return _ordered(merged, specs, batches, sizes)
+
+
+def _ordered(merged, specs, batches, sizes) -> List[Dict[str, Any]]:
+    results = []
+    for spec in specs:
+        for batch in batches:
+            for size in sizes:
+                res = merged.get((spec['name'], batch, size))
+                if res is None:
+                    continue
+                if res['times_ms']:
+                    res['median_ms'] = statistics.median(res['times_ms'])
+                    res['images_per_s'] = batch / (res['median_ms'] / 1e3)
+                else:
+                    res['median_ms'] = res['images_per_s'] = None
+                results.append(res)
+    return results
+
+
+def merge_results(paths: Sequence[str]) -> tuple:
+    """Results and machine info of several JSON outputs (e.g. one run per size).
+
+    A case measured in more than one file keeps the last file's result.
+    Returns ``(results, machine_info_of_the_first_file, train)``.
+    """
+    merged: Dict[tuple, Dict[str, Any]] = {}
+    info, train = None, False
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        info = info or data['machine']
+        train = data.get('train', False)
+        for r in data['results']:
+            merged[(r['name'], r['batch'], r['size'])] = r
+    names = list(dict.fromkeys(k[0] for k in merged))
+    results = sorted(merged.values(), key=lambda r: (names.index(r['name']), r['batch'],
+                                                     r['size']))
+    return results, info, train
+
+
+def fit_exponent(pixels: Sequence[float], values: Sequence[Optional[float]]) -> Optional[float]:
+    """Least-squares slope of log(value) against log(pixels); None with < 2 usable points."""
+    pts = [(math.log(p), math.log(v)) for p, v in zip(pixels, values)
+           if v is not None and v > 0 and p > 0]
+    if len({x for x, _ in pts}) < 2:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    sxx = sum((x - mx)**2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / sxx
+
+
+def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per (backbone, batch): parameters and the fitted time/memory exponents."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r['name'], r['batch']), []).append(r)
+    rows = []
+    for (name, batch), rs in groups.items():
+        ok = sorted((r for r in rs if r['status'] == 'ok'), key=lambda r: r['pixels'])
+        px = [r['pixels'] for r in ok]
+        rows.append(dict(
+            name=name, batch=batch,
+            params=next((r.get('params') for r in rs if r.get('params')), None),
+            time_exponent=fit_exponent(px, [r['median_ms'] for r in ok]),
+            time_exponent_tail=fit_exponent(px[-2:], [r['median_ms'] for r in ok[-2:]]),
+            mem_exponent=fit_exponent(px, [r['mem_mb'] for r in ok]),
+            sizes_ok=[r['size'] for r in ok],
+        ))
+    return rows
+
+
+def machine_info(device: str = 'cpu') -> Dict[str, Any]:
+    """What the numbers were measured on."""
+    import torch
+    info = dict(python=platform.python_version(), torch=torch.__version__,
+                machine=platform.machine(), cpus=os.cpu_count(), threads=torch.get_num_threads(),
+                date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+    try:
+        with open('/proc/cpuinfo') as f:
+            info['cpu'] = next(line.split(':', 1)[1].strip() for line in f
+                               if line.startswith('model name'))
+    except (OSError, StopIteration):
+        info['cpu'] = platform.processor()
+    if device.startswith('cuda') and torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name(device)
+        try:
+            import triton
+            info['triton'] = triton.__version__
+        except ImportError:
+            pass
+    info['label'] = (f"{info.get('gpu')} (CUDA), torch {info['torch']}" if 'gpu' in info else
+                     f"{info['cpus']}-core {info['machine']} CPU ({info['cpu']}), "
+                     f"{info['threads']} torch threads, torch {info['torch']}")
+    return info
+
+
+def _fmt(value, spec='.1f', empty='–'):
+    return empty if value is None else format(value, spec)
+
+
+def markdown_table(results: Sequence[Dict[str, Any]], summary: Sequence[Dict[str, Any]],
+                   label: str = '', train: bool = False) -> str:
+    """The summary (params, exponents) and the per-case table, as Markdown."""
+    what = 'forward+backward' if train else 'forward'
+    lines = []
+    if label:
+        lines += [f'Measured on: {label}; {what}.', '']
+    lines += ['| backbone | batch | params (M) | time exponent (fit) | time exponent (2 largest) '
+              '| memory exponent (fit) |', '|---|---:|---:|---:|---:|---:|']
+    for s in summary:
+        lines.append(f"| {s['name']} | {s['batch']} | {_fmt(s['params'] and s['params'] / 1e6, '.2f')}"
+                     f" | {_fmt(s['time_exponent'], '.2f')} | {_fmt(s['time_exponent_tail'], '.2f')}"
+                     f" | {_fmt(s['mem_exponent'], '.2f')} |")
+    lines += ['', f'| backbone | size | batch | {what} ms (median) | images/s | peak memory (MB) '
+              '| status |', '|---|---:|---:|---:|---:|---:|---|']
+    for r in results:
+        status = r['status'] if r['status'] == 'ok' else f"{r['status']}: {r.get('error', '')}"
+        status = status.replace('|', '/')
+        lines.append(f"| {r['name']} | {r['size']} | {r['batch']} | {_fmt(r.get('median_ms'))} "
+                     f"| {_fmt(r.get('images_per_s'), '.2f')} | {_fmt(r.get('mem_mb'))} "
+                     f"| {status} |")
+    return '\n'.join(lines) + '\n'
+
+
+def plot(results: Sequence[Dict[str, Any]], path: str, title: str = '') -> None:
+    """Log-log time and memory against pixels, one line per backbone (and batch)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in results:
+        if r['status'] == 'ok':
+            groups.setdefault((r['name'], r['batch']), []).append(r)
+    batches = {b for _, b in groups}
+    for (name, batch), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r['pixels'])
+        label = name if len(batches) == 1 else f'{name} (bs {batch})'
+        px = [r['pixels'] for r in rs]
+        axes[0].plot(px, [r['median_ms'] for r in rs], marker='o', label=label)
+        mem = [(p, r['mem_mb']) for p, r in zip(px, rs) if r['mem_mb']]
+        if mem:
+            axes[1].plot(*zip(*mem), marker='o', label=label)
+    for ax, ylabel in zip(axes, ('time per batch (ms)', 'peak memory (MB)')):
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('pixels (H·W)')
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which='both', alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(results, summary, info, out_dir: str, train: bool = False,
+                  stem: str = 'backbone_scaling', with_plot: bool = True) -> Dict[str, str]:
+    """Write ``<stem>.md``, ``<stem>.json`` and (``with_plot``) ``<stem>.png`` into ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {ext: os.path.join(out_dir, f'{stem}.{ext}') for ext in ('md', 'json', 'png')}
+    table = markdown_table(results, summary, info.get('label', ''), train)
+    with open(paths['md'], 'w') as f:
+        f.write(table)
+    with open(paths['json'], 'w') as f:
+        json.dump(dict(machine=info, train=train, summary=summary, results=results), f, indent=1)
+    if with_plot:
+        plot(results, paths['png'],
+             title=f"{'fwd+bwd' if train else 'forward'} — {info.get('label', '')}")
+    else:
+        paths.pop('png')
+    return paths
+
+
+def _worker_main(payload: str) -> None:
+    case = json.loads(payload)
+    res = measure_case(case['spec'], case['size'], case['batch'], case['train'], case['warmup'],
+                       case['repeat'], case['device'], case.get('threads'))
+    sys.stdout.write('\n' + RESULT_MARKER + json.dumps(res) + '\n')
+    sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description='benchmark worker (internal)')
+    parser.add_argument('--worker', required=True)
+    _worker_main(parser.parse_args().worker)
