@@ -64,8 +64,13 @@ if ! mmcv_ok; then
     tar -xzf "$SRC"/mmcv-$MMCV_VERSION.tar.gz -C "$SRC"
     sed -i 's/-std=c++1[47]/-std=c++20/g' "$SRC/mmcv-$MMCV_VERSION/setup.py"
     mkdir -p "$MMCV_WHEEL_DIR"
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-      $PIP wheel -q --no-build-isolation --no-deps "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist"
+    if ! MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        $PIP wheel -q --no-build-isolation --no-deps "$SRC/mmcv-$MMCV_VERSION" -w "$SRC/dist" \
+        > "$VENV/mmcv-build.log" 2>&1; then
+      tail -40 "$VENV/mmcv-build.log"
+      echo "mmcv build failed; full log: .venv/mmcv-build.log" >&2
+      exit 1
+    fi
     mv "$SRC"/dist/mmcv-*.whl "$MMCV_WHEEL_DIR"/
     rm -rf "$SRC"
   fi
