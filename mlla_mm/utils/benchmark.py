@@ -435,8 +435,10 @@ def markdown_table(results: Sequence[Dict[str, Any]], summary: Sequence[Dict[str
     lines += ['| backbone | batch | params (M) | time exponent (fit) | time exponent (2 largest) '
               '| memory exponent (fit) |', '|---|---:|---:|---:|---:|---:|']
     for s in summary:
-        lines.append(f"| {s['name']} | {s['batch']} | {_fmt(s['params'] and s['params'] / 1e6, '.2f')}"
-                     f" | {_fmt(s['time_exponent'], '.2f')} | {_fmt(s['time_exponent_tail'], '.2f')}"
+        params = s['params'] and s['params'] / 1e6
+        lines.append(f"| {s['name']} | {s['batch']} | {_fmt(params, '.2f')}"
+                     f" | {_fmt(s['time_exponent'], '.2f')}"
+                     f" | {_fmt(s['time_exponent_tail'], '.2f')}"
                      f" | {_fmt(s['mem_exponent'], '.2f')} |")
     lines += ['', f'| backbone | size | batch | {what} ms (median) | images/s | peak memory (MB) '
               '| status |', '|---|---:|---:|---:|---:|---:|---|']

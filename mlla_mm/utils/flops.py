@@ -210,7 +210,7 @@ def _kernel_originals() -> Dict[int, Tuple[str, Callable]]:
 
 
 @contextlib.contextmanager
-def scans_as_probes(compute: bool = False) -> Iterator[int]:
+def scans_as_probes(compute: bool = False) -> Iterator[Dict[str, int]]:
     """Route every reference to a ``mlla_kernels`` scan through :class:`_ScanFlopsProbe`.
 
     Every loaded module (outside ``mlla_kernels``' own submodules) whose global

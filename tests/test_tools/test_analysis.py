@@ -70,6 +70,11 @@ def test_benchmark_runs_and_table_has_every_row(tmp_path):
     data = json.load(open(paths['json']))
     assert len(data['results']) == 4 and data['machine']['torch'] == torch.__version__
     assert osp.getsize(paths['png']) > 1000
+    # runs split by size merge back into one table
+    part = bm.write_outputs(results[:1], summary, info, str(tmp_path / 'part'), with_plot=False)
+    merged, merged_info, train = bm.merge_results([part['json'], paths['json']])
+    assert [(r['name'], r['size']) for r in merged] == [(r['name'], r['size']) for r in results]
+    assert merged_info['label'] == info['label'] and train is False
 
 
 def test_benchmark_failure_skips_larger_sizes():

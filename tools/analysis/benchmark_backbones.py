@@ -10,9 +10,10 @@ Examples::
     python tools/analysis/benchmark_backbones.py --backbones Vim-Ti ViT-Ti --sizes 1248 --train
     # a custom arch (JSON model config, mmengine registry)
     python tools/analysis/benchmark_backbones.py --backbones \
-        'MLLA-mini={"type": "MLLA", "arch": {"embed_dims": 32, "depths": [1,1,1,1], "num_heads": [1,1,1,1]}}'
+        'mini={"type": "MLLA", "arch": {"embed_dims": 32, "depths": [1,1,1,1],
+               "num_heads": [1,1,1,1]}}'
 
-Writes <out-dir>/backbone_scaling.{md,json,png}; the method (isolation, timing,
+Writes <out-dir>/<stem>.{md,json,png} (stem: backbone_scaling); the method (isolation, timing,
 memory) is described in mlla_mm/utils/benchmark.py.
 """
 import argparse
@@ -22,8 +23,8 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
 
 from mlla_mm.utils.benchmark import (DEFAULT_BACKBONES, DEFAULT_SIZES, PRESETS,  # noqa: E402
-                                     machine_info, markdown_table, run_benchmark, summarize,
-                                     write_outputs)
+                                     machine_info, markdown_table, merge_results, run_benchmark,
+                                     summarize, write_outputs)
 
 
 def parse_args(argv=None):
@@ -40,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument('--rounds', type=int, default=1,
                         help='sweeps over all cases (interleaved; times pooled)')
     parser.add_argument('--out-dir', default='work_dirs/backbone_scaling')
+    parser.add_argument('--stem', default='backbone_scaling',
+                        help='file name (without extension) of the .md/.json/.png outputs')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda[:N]' (default: cuda if "
                         'available, else cpu)')
     parser.add_argument('--timeout-per-case', type=float, default=600,
@@ -47,23 +50,40 @@ def parse_args(argv=None):
     parser.add_argument('--no-isolate', action='store_true',
                         help='run cases in this process (faster start, less exact memory)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--merge', nargs='+', default=None, metavar='JSON',
+                        help='measure nothing: merge earlier JSON outputs (e.g. one run per '
+                        'size) into one table, JSON and plot')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        results, info, train = merge_results(args.merge)
+        info = dict(info, merged_from=args.merge)
+        summary = summarize(results)
+        paths = write_outputs(results, summary, info, args.out_dir, train, args.stem)
+        print(markdown_table(results, summary, info['label'], train))
+        print('written: ' + ', '.join(paths.values()))
+        return
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit(f'--device {device}: CUDA is not available here; use --device cpu.')
     if args.threads:
         torch.set_num_threads(args.threads)
+    info = machine_info(device)
+
+    def save_partial(results):  # a killed sweep still leaves what it measured
+        write_outputs(results, summarize(results), info, args.out_dir, args.train, args.stem,
+                      with_plot=False)
+
     results = run_benchmark(args.backbones, args.sizes, args.batch, args.train, args.warmup,
                             args.repeat, args.rounds, device, args.timeout_per_case,
-                            isolate=not args.no_isolate, threads=args.threads)
+                            isolate=not args.no_isolate, threads=args.threads,
+                            on_case=save_partial)
     summary = summarize(results)
-    info = machine_info(device)
-    paths = write_outputs(results, summary, info, args.out_dir, args.train)
+    paths = write_outputs(results, summary, info, args.out_dir, args.train, args.stem)
     print(markdown_table(results, summary, info['label'], args.train))
     print('written: ' + ', '.join(paths.values()))
 
