@@ -4,8 +4,8 @@ dataset_type = 'ADE20KDataset'
 data_root = 'data/demo_ade20k'
 # = mlla_mm.datasets.DEMO_SEG_CLASSES / DEMO_SEG_PALETTE (checked by tests/test_configs.py)
 classes = ('sky', 'floor', 'grass', 'fence', 'ball', 'box', 'tent', 'flower')
-palette = [[6, 230, 230], [80, 50, 50], [4, 250, 7], [255, 184, 6], [255, 0, 143],
-           [0, 255, 20], [255, 0, 163], [255, 0, 0]]
+palette = [[6, 230, 230], [80, 50, 50], [4, 250, 7], [255, 184, 6], [255, 0, 163],
+           [0, 61, 255], [255, 0, 0], [255, 255, 0]]
 metainfo = dict(classes=classes, palette=palette)
 crop_size = (256, 256)
 train_pipeline = [
