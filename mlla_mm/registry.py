@@ -62,7 +62,6 @@ def _decorator(kind: str) -> Callable:
 
 register_model = _decorator('MODELS')
 register_optim_wrapper_constructor = _decorator('OPTIM_WRAPPER_CONSTRUCTORS')
-register_hook = _decorator('HOOKS')
 
 
 def registered(kind: str = 'MODELS') -> List[type]:

@@ -11,8 +11,6 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import mlla_mm  # noqa: E402,F401
 from mlla_mm.utils import launch  # noqa: E402
@@ -27,28 +25,14 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='save visualized predictions under work_dir/DIR')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
-    parser.add_argument('--data-root', help='point every dataloader/evaluator at this root')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (mmengine syntax)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    launch.add_common_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    options = dict(args.cfg_options or {})
-    if args.data_root:
-        options['data_root'] = args.data_root
-    cfg = launch.load_config(args.config, options)
+    cfg = launch.config_from_args(args)
     scope = launch.codebase_of(cfg)
-    cfg.launcher = args.launcher
-    launch.set_work_dir(cfg, args.config, args.work_dir)
-    launch.adapt_to_machine(cfg)
 
     if args.checkpoint.lower() == 'none':
         cfg.load_from = None
@@ -74,9 +58,7 @@ def main(argv=None):
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = launch.build_runner(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out!r}')

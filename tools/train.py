@@ -10,8 +10,6 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import mlla_mm  # noqa: E402,F401  (shims + registration before anything is built)
 from mlla_mm.utils import launch  # noqa: E402
@@ -27,30 +25,13 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or (no value) from the latest checkpoint '
                         'in the work dir')
-    parser.add_argument('--data-root',
-                        help='point every dataloader/evaluator at this dataset root '
-                        '(same as --cfg-options data_root=DIR)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (mmengine syntax)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    launch.add_common_args(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    options = dict(args.cfg_options or {})
-    if args.data_root:
-        options['data_root'] = args.data_root
-    cfg = launch.load_config(args.config, options)
-    launch.codebase_of(cfg)
-    cfg.launcher = args.launcher
-    launch.set_work_dir(cfg, args.config, args.work_dir)
-    launch.adapt_to_machine(cfg)
+    cfg = launch.config_from_args(args)
     if args.amp:
         launch.enable_amp(cfg)
     if args.auto_scale_lr:
@@ -67,9 +48,7 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = launch.build_runner(cfg)
     runner.train()
     return runner
 

@@ -3,7 +3,7 @@
 Materializes the K routed copies (which the fast kernels avoid), scans them
 with the naive selective scan and merges them back to pixels.
 """
-from typing import List, Optional
+from typing import List
 
 import torch
 

@@ -78,7 +78,6 @@ def _tensors_only_pickle_module(stubbed: list):
     mod = types.ModuleType('mlla_mm_tensors_only_pickle')
     mod.Unpickler = Unpickler
     mod.load = lambda f, **kw: Unpickler(f, **kw).load()
-    mod.__name__ = 'mlla_mm_tensors_only_pickle'
     return mod
 
 

@@ -4,7 +4,6 @@ The codebase (mmdet or mmseg) is chosen from the config's ``default_scope``;
 the runner itself is mmengine's, so every OpenMMLab convention (work_dirs,
 ``--resume``, ``--cfg-options``, hooks, logging) holds.
 """
-import copy
 import json
 import os
 import os.path as osp
@@ -22,6 +21,40 @@ def codebase_of(cfg: Config) -> str:
         raise ValueError(f'config default_scope is {scope!r}; tools/ run detection (mmdet) '
                          f'or segmentation (mmseg) configs: set default_scope to one of {SCOPES}')
     return scope
+
+
+def add_common_args(parser) -> None:
+    """The flags tools/train.py and tools/test.py both take."""
+    from mmengine.config import DictAction
+    parser.add_argument('--data-root',
+                        help='point every dataloader/evaluator at this dataset root '
+                        '(same as --cfg-options data_root=DIR)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (mmengine syntax)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def config_from_args(args) -> Config:
+    """Load ``args.config`` with the common flags applied, ready for a Runner."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    options = dict(args.cfg_options or {})
+    if args.data_root:
+        options['data_root'] = args.data_root
+    cfg = load_config(args.config, options)
+    codebase_of(cfg)
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    adapt_to_machine(cfg)
+    return cfg
+
+
+def build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -76,9 +109,8 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
     for key in ('val_evaluator', 'test_evaluator'):
         evaluator = cfg.get(key)
         if isinstance(evaluator, dict) and evaluator.get('ann_file'):
-            train_ann = evaluator['ann_file']
             # keep the file's path relative to the old root (annotations/xxx.json)
-            rel = train_ann.split('annotations/', 1)[-1]
+            rel = evaluator['ann_file'].split('annotations/', 1)[-1]
             evaluator['ann_file'] = osp.join(data_root, 'annotations', rel)
     if codebase_of(cfg) == 'mmdet':
         _follow_coco_classes(cfg, data_root, print_log)
@@ -86,8 +118,7 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
 
 
 def _follow_coco_classes(cfg, data_root, print_log):
-    loader = cfg.get('train_dataloader') or cfg.get('val_dataloader')
-    dataset = next((d for k, d in _dataloaders(cfg)), None)
+    dataset = next((d for _, d in _dataloaders(cfg)), None)
     if dataset is None or not dataset.get('ann_file'):
         return
     ann_file = osp.join(data_root, dataset['ann_file'])
@@ -117,7 +148,7 @@ def _set_num_classes(node, num_classes: int) -> None:
 
 
 def adapt_to_machine(cfg: Config) -> Config:
-    """Without CUDA: gloo for distributed runs, and no pinned-memory workers."""
+    """Without CUDA: gloo for distributed runs."""
     if not torch.cuda.is_available():
         env = cfg.setdefault('env_cfg', {})
         env.setdefault('dist_cfg', {})['backend'] = 'gloo'

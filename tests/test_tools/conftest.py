@@ -1,11 +1,4 @@
-import os
-import os.path as osp
-import subprocess
-import sys
-
 import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='session')

@@ -151,7 +151,7 @@ class SS2D(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         batch, _, height, width = x.shape
-        k, d, r, n = self.directions, self.d_inner, self.dt_rank, self.d_state
+        k, r, n = self.directions, self.dt_rank, self.d_state
         u = self.act(self.conv2d(self.in_proj(x)))                      # (B, Di, H, W)
         # x_proj and dt_proj act per pixel, so they are computed once in pixel
         # layout; the kernel reads them along each route (no routed copies).
