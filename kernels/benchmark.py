@@ -1,17 +1,20 @@
 """Benchmark the scan backends at the shapes VMamba-T and Vim-Ti meet in dense prediction.
 
-    python -m mlla_kernels.benchmark                     # CPU: a representative subset
+    python -m mlla_kernels.benchmark                     # CPU: every VMamba-T / Vim-Ti shape
     python -m mlla_kernels.benchmark --device cuda --batch 1,8 --json gpu.json
     python -m mlla_kernels.benchmark --shapes 'vim_ti-*' --repeat 5
 
-For every shape and backend: forward time (no grad) and forward+backward time, and the achieved
+For every shape and backend: forward time (no grad) and forward+backward time, the time per
+state update (batch x routes x Di x L x N of them per call), and the achieved
 bandwidth = bytes that must move / time. Minimum traffic: the forward reads every input once and
 writes y; forward+backward also re-reads the inputs, reads dy and writes one gradient per input
 (3 x inputs + 2 x outputs). The roofline is the measured device copy bandwidth (read + write of a
 large buffer). Peers run in the same process: on CPU mambapy's pure-PyTorch parallel scan
 (``mambapy.pscan``, Blelloch), on GPU mamba-ssm's CUDA ``selective_scan_fn`` when importable
-(the torch backend is always there as well). Peers get their inputs already in their preferred
-layout (routed / flipped copies made outside the timed region), so they never pay for layout.
+(the torch backend is always there as well). Our backends get the inputs in the layout the
+backbones hand them (channels innermost: VMamba's channels-last maps, Vim's token-major
+(B, 2, L, Di) memory, as views); peers get theirs already in their preferred layout (routed /
+flipped copies made outside the timed region), so they never pay for layout.
 
 Shapes (ARCHITECTURES.md): VMamba-T has C = 96 * 2^i, ssm_ratio 1 (Di = C), d_state 1, K = 4
 routes, maps of H/4 .. H/32 (ceil halving) and depths 2, 2, 8, 2; its op is
@@ -34,9 +37,8 @@ from . import available_backends, bidirectional_selective_scan, cross_scan_selec
 
 VMAMBA_T = dict(dims=(96, 192, 384, 768), depths=(2, 2, 8, 2), d_state=1, directions=4)
 VIM_TI = dict(dim=384, d_state=16, depth=24, patch=16)
-# on CPU the full set takes far too long; by default a representative subset runs
-CPU_DEFAULT_SHAPES = ['vmamba_t-512-s*', 'vim_ti-512', 'vmamba_t-1024-s0', 'vmamba_t-1024-s3',
-                      'vim_ti-1024']
+# every shape by default on CPU too (a few minutes: the torch backend and mambapy dominate)
+CPU_DEFAULT_SHAPES = ['*']
 QUICK_SHAPES = ['vmamba_t-512-s0', 'vmamba_t-512-s2', 'vim_ti-512']
 
 
@@ -57,7 +59,9 @@ def all_shapes() -> List[Dict]:
 
 
 def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[str, torch.Tensor]:
-    """Inputs with VMamba/Vim-like statistics (A = -exp(A_log), softplus'd deltas ~0.01-0.1)."""
+    """Inputs with VMamba/Vim-like statistics (A = -exp(A_log), softplus'd deltas ~0.01-0.1),
+    laid out as the backbones produce them: channels innermost (views, logical shapes as the
+    API documents)."""
     gen = torch.Generator().manual_seed(0)
 
     def randn(*s, scale=1.0, shift=0.0):
@@ -66,16 +70,31 @@ def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[st
     n = shape['d_state']
     if shape['op'] == 'cross_scan':
         k, dim, h, w = shape['directions'], shape['dim'], shape['height'], shape['width']
-        return dict(u=randn(batch, dim, h, w), delta=randn(batch, k, dim, h, w, scale=0.5),
+        # VMamba: u channels-last; delta (B, K, L, Di) and B/C (B, L, K, N) memory
+        return dict(u=randn(batch, h, w, dim).permute(0, 3, 1, 2),
+                    delta=randn(batch, k, h * w, dim, scale=0.5).transpose(2, 3)
+                    .unflatten(3, (h, w)),
                     A=-torch.exp(randn(k * dim, n, scale=0.5)).float(),
-                    B=randn(batch, k, n, h, w), C=randn(batch, k, n, h, w),
+                    B=randn(batch, h * w, k, n).permute(0, 2, 3, 1).unflatten(3, (h, w)),
+                    C=randn(batch, h * w, k, n).permute(0, 2, 3, 1).unflatten(3, (h, w)),
                     D=randn(k * dim).float(), delta_bias=randn(k * dim, shift=-3.0).float())
     dim, length = shape['dim'], shape['length']
-    return dict(u=randn(batch, 2, dim, length), delta=randn(batch, 2, dim, length, scale=0.5),
+    # Vim: (B, 2, L, Di) token memory for u and delta, (B, 2, L, N) for B/C, z (B, L, Di)
+    return dict(u=randn(batch, 2, length, dim).transpose(2, 3),
+                delta=randn(batch, 2, length, dim, scale=0.5).transpose(2, 3),
                 A=-torch.exp(randn(2, dim, n, scale=0.5)).float(),
-                B=randn(batch, 2, n, length), C=randn(batch, 2, n, length),
-                D=randn(2, dim).float(), z=randn(batch, dim, length),
+                B=randn(batch, 2, length, n).transpose(2, 3),
+                C=randn(batch, 2, length, n).transpose(2, 3),
+                D=randn(2, dim).float(), z=randn(batch, length, dim).transpose(1, 2),
                 delta_bias=randn(2, dim, shift=-3.0).float())
+
+
+def state_updates(shape: Dict, batch: int) -> int:
+    """h_t = a_t h_{t-1} + b_t element updates of one call: batch x routes x Di x L x N."""
+    if shape['op'] == 'cross_scan':
+        return (batch * shape['directions'] * shape['dim'] * shape['height'] * shape['width']
+                * shape['d_state'])
+    return batch * 2 * shape['dim'] * shape['length'] * shape['d_state']
 
 
 def traffic(inputs: Dict[str, torch.Tensor], out_numel: int, out_bytes: int):
@@ -101,7 +120,7 @@ def _route_copies(t, shape):
     batch, dim, h, w = t['u'].shape
     k = shape['directions']
     routes = route_indices(h, w, k, t['u'].device)
-    flat = t['u'].reshape(batch, dim, h * w)
+    flat = t['u'].reshape(batch, dim, h * w)  # (copies of the channels-last views: untimed)
     u = torch.stack([flat[..., r] for r in routes], 1).reshape(batch * k, dim, h * w)
     delta = torch.stack([t['delta'][:, i].reshape(batch, dim, -1)[..., r]
                          for i, r in enumerate(routes)], 1).reshape(batch * k, dim, h * w)
@@ -129,7 +148,7 @@ def mambapy_peer(shape):
         def prepare(t):
             batch, dim = t['u'].shape[:2]
             # (K, batch, L, channels): route i is a view, so no copy happens inside the timing
-            lay = [x.view(batch, k, x.shape[1], -1).permute(1, 0, 3, 2).contiguous()
+            lay = [x.reshape(batch, k, x.shape[1], -1).permute(1, 0, 3, 2).contiguous()
                    for x in _route_copies(t, shape)]
             return dict(u=lay[0], delta=lay[1], B=lay[2], C=lay[3], A=t['A'].view(k, dim, -1),
                         D=t['D'].view(k, dim), bias=t['delta_bias'].view(k, dim))
@@ -234,6 +253,29 @@ def measure(run, prepare, inputs, device, repeat, backward=True):
     return fwd, time_call(fwd_bwd, device, repeat)
 
 
+def numba_compile_seconds():
+    """First-call cost of the numba backend in fresh processes: (compile, load from disk cache).
+
+    Compile: caching off, so the kernels (float32 forward + backward) are built from scratch;
+    load: the default, after one run has written the cache. None where numba is unavailable.
+    """
+    import subprocess
+    import sys
+    from .dispatch import numba_status
+    if not numba_status()[0]:
+        return None
+    code = 'from mlla_kernels import numba_utils as nu; print(nu.warm_up())'
+    seconds = []
+    for cache in ('0', '1', '1'):     # compile; write the cache (if needed); load it
+        env = dict(os.environ, MLLA_KERNELS_NUMBA_CACHE=cache)
+        done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                              env=env, timeout=1800)
+        if done.returncode:
+            return None
+        seconds.append(float(done.stdout.split()[-1]))
+    return dict(compile_s=seconds[0], cached_load_s=seconds[2])
+
+
 def copy_bandwidth(device, megabytes=256):
     """Device copy bandwidth in GB/s (bytes read + written per second): the roofline."""
     n = megabytes * (1 << 20) // 4
@@ -263,6 +305,8 @@ def parse_args(argv=None):
                         help="'cpu': process CPU time, for a CPU shared with other jobs "
                              '(meaningful with --threads 1; GPU timing always needs wall)')
     parser.add_argument('--json', default='benchmark.json', help='where to write the results')
+    parser.add_argument('--no-compile-time', action='store_true',
+                        help="skip measuring the numba backend's first-call compile time")
     parser.add_argument('--quick', action='store_true',
                         help=f'a small CPU-feasible subset: {", ".join(QUICK_SHAPES)}, batch 1')
     return parser.parse_args(argv)
@@ -332,6 +376,12 @@ def main(argv=None):
                shapes_note=note, load=os.getloadavg() if hasattr(os, 'getloadavg') else None)
     if device.type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(device)
+    if device.type == 'cpu' and 'numba' in backends and not args.no_compile_time:
+        env['numba_first_call'] = numba_compile_seconds()
+        if env['numba_first_call']:
+            print(f'# numba backend, first call in a fresh process: compile '
+                  f'{env["numba_first_call"]["compile_s"]:.1f} s (once per machine), load '
+                  f'from the disk cache {env["numba_first_call"]["cached_load_s"]:.1f} s')
     print(f'# scan benchmark on {env.get("gpu", env["cpu"])} ({device}, torch {torch.__version__}, '
           f'{env["threads"]} threads); shapes: {note}')
     print(f'# roofline (copy bandwidth): {roofline:.1f} GB/s; times are best of {args.repeat}')
@@ -344,19 +394,24 @@ def main(argv=None):
             else:
                 out_numel = batch * shape['dim'] * shape['length']
             fwd_bytes, fb_bytes = traffic(inputs, out_numel, 4)
+            updates = state_updates(shape, batch)
             runners = {f'ours:{b}': ours(shape, b) for b in backends}
             runners.update({name: make(shape) for name, make in peers.items()})
             for name, (run, prepare) in runners.items():
                 fwd, fb = measure(run, prepare, inputs, device, args.repeat)
                 rows.append(dict(shape=shape['name'], op=shape['op'], batch=batch,
                                  count=shape['count'], impl=name, fwd_ms=fwd * 1e3,
-                                 fwd_bwd_ms=fb * 1e3, fwd_gbs=fwd_bytes / fwd / 1e9,
+                                 fwd_bwd_ms=fb * 1e3, updates=updates,
+                                 fwd_ns_per_update=fwd * 1e9 / updates,
+                                 fwd_bwd_ns_per_update=fb * 1e9 / updates,
+                                 fwd_gbs=fwd_bytes / fwd / 1e9,
                                  fwd_bwd_gbs=fb_bytes / fb / 1e9,
                                  fwd_roofline=fwd_bytes / fwd / 1e9 / roofline,
                                  **{k: v for k, v in shape.items() if k not in ('name', 'op',
                                                                                 'count')}))
-                print(f'  {shape["name"]:<18} b={batch:<2} {name:<12} fwd {fwd * 1e3:9.2f} ms   '
-                      f'fwd+bwd {fb * 1e3:9.2f} ms', flush=True)
+                print(f'  {shape["name"]:<18} b={batch:<2} {name:<12} fwd {fwd * 1e3:9.2f} ms '
+                      f'({fwd * 1e9 / updates:6.2f} ns/update)   fwd+bwd {fb * 1e3:9.2f} ms '
+                      f'({fb * 1e9 / updates:6.2f} ns/update)', flush=True)
             del inputs
     table = markdown(rows, env, peers)
     print()
@@ -368,39 +423,57 @@ def main(argv=None):
 
 
 def markdown(rows, env, peers) -> str:
+    """Per-shape and per-model tables; speedups of each backend against ours:torch and the peer."""
     lines = [f'Device: {env.get("gpu", env["cpu"])} ({env["device"]}), torch {env["torch"]}, '
              f'{env["threads"]} threads; roofline (copy bandwidth) {env["roofline_gbs"]:.1f} GB/s. '
              f'Shapes: {env["shapes_note"]}. '
-             f'Times ({env["clock"]} clock): best of the repeats, ms; '
-             'GB/s = bytes that must move / time; "×/fwd" = calls per model forward.',
+             f'Times ({env["clock"]} clock): best of the repeats, ms; ns/upd = time per state '
+             'update (batch x routes x Di x L x N per call); GB/s = bytes that must move / '
+             'time; "×/fwd" = calls per model forward; speedups are of forward+backward.'
+             + (' numba first call in a fresh process: compile '
+                f'{env["numba_first_call"]["compile_s"]:.1f} s, from the disk cache '
+                f'{env["numba_first_call"]["cached_load_s"]:.1f} s.'
+                if env.get('numba_first_call') else ''),
              '',
-             '| shape | batch | ×/fwd | impl | fwd ms | fwd GB/s | fwd % roof | fwd+bwd ms '
-             '| fwd+bwd GB/s | speedup fwd+bwd vs peer |',
-             '|---|---|---|---|---|---|---|---|---|---|']
-    peer_name = next(iter(peers), 'ours:torch')
+             '| shape | batch | ×/fwd | impl | fwd ms | fwd ns/upd | fwd GB/s | fwd % roof '
+             '| fwd+bwd ms | fwd+bwd ns/upd | fwd+bwd GB/s | vs torch | vs peer |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    peer_name = next(iter(peers), None)
     by_key = {(r['shape'], r['batch'], r['impl']): r for r in rows}
+
+    def speedup(r, other):
+        ref = by_key.get((r['shape'], r['batch'], other))
+        if not ref or other == r['impl']:
+            return ''
+        return f'{ref["fwd_bwd_ms"] / r["fwd_bwd_ms"]:.2f}×'
+
     for r in rows:
-        peer = by_key.get((r['shape'], r['batch'], peer_name))
-        speed = (f'{peer["fwd_bwd_ms"] / r["fwd_bwd_ms"]:.2f}×'
-                 if peer and r['impl'] != peer_name else '')
         lines.append(f'| {r["shape"]} | {r["batch"]} | {r["count"]} | {r["impl"]} | '
-                     f'{r["fwd_ms"]:.2f} | {r["fwd_gbs"]:.2f} | {100 * r["fwd_roofline"]:.1f} | '
-                     f'{r["fwd_bwd_ms"]:.2f} | {r["fwd_bwd_gbs"]:.2f} | {speed} |')
+                     f'{r["fwd_ms"]:.2f} | {r["fwd_ns_per_update"]:.2f} | {r["fwd_gbs"]:.2f} | '
+                     f'{100 * r["fwd_roofline"]:.1f} | {r["fwd_bwd_ms"]:.2f} | '
+                     f'{r["fwd_bwd_ns_per_update"]:.2f} | {r["fwd_bwd_gbs"]:.2f} | '
+                     f'{speedup(r, "ours:torch")} | '
+                     f'{speedup(r, peer_name) if peer_name else ""} |')
     # per model and input: the scan time of one whole forward (+backward), sum of count x time
     totals: Dict = {}
     for r in rows:
         key = (r['shape'].split('-')[0] + '-' + r['shape'].split('-')[1], r['batch'], r['impl'])
-        t = totals.setdefault(key, [0.0, 0.0, set()])
+        t = totals.setdefault(key, [0.0, 0.0, 0, set()])
         t[0] += r['count'] * r['fwd_ms']
         t[1] += r['count'] * r['fwd_bwd_ms']
-        t[2].add(r['shape'])
-    lines += ['', '| model-input (shapes run) | batch | impl | scan ms per model fwd '
-              '| per model fwd+bwd | speedup fwd+bwd vs peer |', '|---|---|---|---|---|---|']
-    for (model, batch, impl), (f, fb, names) in totals.items():
-        peer = totals.get((model, batch, peer_name))
-        speed = f'{peer[1] / fb:.2f}×' if peer and impl != peer_name else ''
-        lines.append(f'| {model} ({len(names)}) | {batch} | {impl} | {f:.1f} | {fb:.1f} '
-                     f'| {speed} |')
+        t[2] += r['count'] * r['updates']
+        t[3].add(r['shape'])
+    lines += ['', '| model-input (shapes run) | batch | impl | scan ms per model fwd | ns/upd '
+              '| per model fwd+bwd | ns/upd | fwd+bwd vs torch | fwd+bwd vs peer |',
+              '|---|---|---|---|---|---|---|---|---|']
+    for (model, batch, impl), (f, fb, updates, names) in totals.items():
+        def total_speedup(other):
+            ref = totals.get((model, batch, other))
+            return f'{ref[1] / fb:.2f}×' if ref and other != impl else ''
+        lines.append(f'| {model} ({len(names)}) | {batch} | {impl} | {f:.1f} | '
+                     f'{f * 1e6 / updates:.2f} | {fb:.1f} | {fb * 1e6 / updates:.2f} | '
+                     f'{total_speedup("ours:torch")} | '
+                     f'{total_speedup(peer_name) if peer_name else ""} |')
     return '\n'.join(lines)
 
 

@@ -1,9 +1,10 @@
 """Backend choice and input checks shared by the public entry points.
 
-Backends: ``naive`` (sequential reference), ``torch`` (chunked PyTorch scan, the default on CPU)
-and ``triton`` (the default for CUDA tensors when triton imports). Implementations are imported
-on first use, so ``import mlla_kernels`` needs torch alone and triton is touched only when the
-triton backend is actually chosen.
+Backends: ``naive`` (sequential reference), ``torch`` (chunked PyTorch scan: any device and
+dtype), ``numba`` (fused CPU kernels; the default for CPU tensors when numba imports, except
+float64) and ``triton`` (the default for CUDA tensors when triton imports). Implementations are
+imported on first use, so ``import mlla_kernels`` needs torch alone, and numba / triton are
+touched only when their backend is actually chosen (or asked about).
 """
 import importlib
 import importlib.util
@@ -12,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-BACKENDS = ('naive', 'torch', 'triton')
+BACKENDS = ('naive', 'torch', 'numba', 'triton')
 ENV_VAR = 'MLLA_KERNELS_BACKEND'
 
 # operation -> backend -> (module relative to this package, function name)
@@ -20,6 +21,7 @@ _IMPLS: Dict[str, Dict[str, Tuple[str, str]]] = {
     op: {
         'naive': (f'.{op}.naive', f'{fn}_naive'),
         'torch': (f'.{op}.torch_impl', f'{fn}_torch'),
+        'numba': (f'.{op}.numba_impl', f'{fn}_numba'),
         'triton': (f'.{op}.triton', f'{fn}_triton'),
     }
     for op, fn in (('selective_scan', 'selective_scan'),
@@ -30,6 +32,8 @@ _IMPLS: Dict[str, Dict[str, Tuple[str, str]]] = {
 DTYPES = {
     'naive': (torch.float16, torch.bfloat16, torch.float32, torch.float64),
     'torch': (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+    # float64 runs with the exact library exp/log1p (for verification; 'auto' picks torch)
+    'numba': (torch.float16, torch.bfloat16, torch.float32, torch.float64),
     'triton': (torch.float16, torch.bfloat16, torch.float32),
 }
 
@@ -54,31 +58,69 @@ def triton_status() -> Tuple[bool, str]:
     return True, ''
 
 
+_NUMBA_STATUS: Optional[Tuple[bool, str]] = None
+
+
+def numba_status() -> Tuple[bool, str]:
+    """(usable, reason): can the numba backend be imported here? (checked once per process)"""
+    global _NUMBA_STATUS
+    if _NUMBA_STATUS is None:
+        if importlib.util.find_spec('numba') is None:
+            _NUMBA_STATUS = (False, 'the numba package is not installed (pip install numba)')
+        else:
+            try:
+                importlib.import_module('.numba_utils', __package__)
+                _NUMBA_STATUS = (True, '')
+            except Exception as err:  # numba present but broken (e.g. numpy too new for it)
+                _NUMBA_STATUS = (False, f'mlla_kernels numba kernels failed to import: '
+                                        f'{type(err).__name__}: {err}')
+    return _NUMBA_STATUS
+
+
 def available_backends(device=None) -> List[str]:
     """Backends that can run here for tensors on ``device`` (default: cuda if present, else cpu)."""
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     device = torch.device(device)
     names = ['naive', 'torch']
+    if device.type == 'cpu' and numba_status()[0]:
+        names.append('numba')
     if (device.type == 'cuda' or (device.type == 'cpu' and triton_interpret())) \
             and triton_status()[0]:
         names.append('triton')
     return names
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
+def auto_backend(device: torch.device, dtype: Optional[torch.dtype] = None) -> str:
+    """What 'auto' runs: triton on CUDA, numba on CPU (float64: torch), else torch."""
+    if device.type == 'cuda' and triton_status()[0]:
+        return 'triton'
+    if device.type == 'cpu' and dtype != torch.float64 and numba_status()[0]:
+        return 'numba'
+    return 'torch'
+
+
+def resolve_backend(backend: str, device: torch.device,
+                    dtype: Optional[torch.dtype] = None) -> str:
     """Turn 'auto' (or the env override) into a concrete backend name and check it can run."""
     if backend == 'auto':
         backend = os.environ.get(ENV_VAR, 'auto').strip().lower() or 'auto'
         if backend == 'auto':
-            usable = device.type == 'cuda' and triton_status()[0]
-            return 'triton' if usable else 'torch'
+            return auto_backend(device, dtype)
         where = f'environment variable {ENV_VAR}'
     else:
         where = 'backend'
     if backend not in BACKENDS:
         raise ValueError(f"{where} must be one of 'auto', {', '.join(map(repr, BACKENDS))}; "
                          f'got {backend!r}')
+    if backend == 'numba':
+        ok, reason = numba_status()
+        if not ok:
+            raise RuntimeError(f"backend='numba' is unavailable: {reason}. "
+                               "Use backend='torch' (or 'auto').")
+        if device.type != 'cpu':
+            raise RuntimeError(f"backend='numba' runs on CPU tensors; got device {device}. "
+                               "Use backend='auto' (triton on CUDA) or 'torch'.")
     if backend == 'triton':
         ok, reason = triton_status()
         if not ok:
@@ -165,6 +207,6 @@ class Checker:
 
     def resolve(self, backend: str) -> str:
         """Check device/dtypes and return the concrete backend to run."""
-        name = resolve_backend(backend, self.device())
+        name = resolve_backend(backend, self.device(), self.tensors[0][1].dtype)
         self.dtypes(name)
         return name

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 import torch
 
-from mlla_kernels.dispatch import triton_interpret
+from mlla_kernels.dispatch import numba_status, triton_interpret
 
 
 def triton_ready():
@@ -22,10 +22,18 @@ def triton_ready():
 
 
 TRITON_OK, TRITON_WHY = triton_ready()
+NUMBA_OK, NUMBA_WHY = numba_status()
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 needs_triton = pytest.mark.skipif(not TRITON_OK, reason=TRITON_WHY)
+needs_numba = pytest.mark.skipif(not NUMBA_OK, reason=NUMBA_WHY)
 # every fast backend; triton cases are kept few and tiny (the interpreter is slow)
-FAST_BACKENDS = ['torch', pytest.param('triton', marks=needs_triton)]
+FAST_BACKENDS = ['torch', pytest.param('numba', marks=needs_numba),
+                 pytest.param('triton', marks=needs_triton)]
+
+
+def backend_device(backend):
+    """Where a backend's test tensors live: numba is a CPU backend."""
+    return 'cpu' if backend == 'numba' else DEVICE
 
 
 def raw_delta(*shape, softplus, dtype=torch.float64):
@@ -95,5 +103,7 @@ def check_against_naive(fn, ref, tensors, names, kwargs, dtype, tol, n_outputs=1
 # (dtype, tolerance) per backend: float64 only where the backend computes in float64
 PRECISIONS = {
     'torch': [(torch.float64, 1e-10), (torch.float32, 2e-5)],
+    # float32 within fp32 rounding of the float64 reference; float64 with libm exp/log1p
+    'numba': [(torch.float64, 1e-10), (torch.float32, 2e-6)],
     'triton': [(torch.float32, 1e-4)],
 }

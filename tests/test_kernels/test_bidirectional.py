@@ -7,7 +7,8 @@ from mlla_kernels.bidirectional.naive import bidirectional_selective_scan_naive
 from mlla_kernels.bidirectional.torch_impl import bidirectional_selective_scan_torch
 from mlla_kernels.selective_scan.naive import selective_scan_naive
 
-from kernel_checks import DEVICE, FAST_BACKENDS, PRECISIONS, check_against_naive, neg_A, raw_delta
+from kernel_checks import (FAST_BACKENDS, PRECISIONS, backend_device, check_against_naive,
+                           neg_A, raw_delta)
 
 NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')
 
@@ -60,7 +61,7 @@ def test_backend_matches_naive(backend, case):
         check_against_naive(call(bidirectional_selective_scan, backend=backend),
                             call(bidirectional_selective_scan_naive), tensors, NAMES,
                             dict(delta_softplus='softplus' in case[4]), dtype, tol,
-                            device=DEVICE)
+                            device=backend_device(backend))
 
 
 def test_torch_chunk_borders():
@@ -87,4 +88,5 @@ def test_non_contiguous_inputs(backend):
     dtype, tol = PRECISIONS[backend][-1]
     check_against_naive(call(bidirectional_selective_scan, backend=backend),
                         call(bidirectional_selective_scan_naive), tensors, NAMES,
-                        dict(delta_softplus=True), dtype, tol, device=DEVICE, prepare=strided)
+                        dict(delta_softplus=True), dtype, tol, device=backend_device(backend),
+                        prepare=strided)

@@ -7,7 +7,8 @@ from mlla_kernels.cross_scan.naive import cross_scan_selective_scan_naive, route
 from mlla_kernels.cross_scan.torch_impl import cross_scan_selective_scan_torch
 from mlla_kernels.selective_scan.naive import selective_scan_naive
 
-from kernel_checks import DEVICE, FAST_BACKENDS, PRECISIONS, check_against_naive, neg_A, raw_delta
+from kernel_checks import (FAST_BACKENDS, PRECISIONS, backend_device, check_against_naive,
+                           neg_A, raw_delta)
 
 NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
 
@@ -88,7 +89,7 @@ def test_backend_matches_naive(backend, case):
         check_against_naive(call(cross_scan_selective_scan, backend=backend, directions=case[5]),
                             call(cross_scan_selective_scan_naive, directions=case[5]), tensors,
                             NAMES, dict(delta_softplus='softplus' in case[6]), dtype, tol,
-                            device=DEVICE)
+                            device=backend_device(backend))
 
 
 @pytest.mark.parametrize('directions', [2, 4])
@@ -117,4 +118,5 @@ def test_non_contiguous_inputs(backend):
     dtype, tol = PRECISIONS[backend][-1]
     check_against_naive(call(cross_scan_selective_scan, backend=backend),
                         call(cross_scan_selective_scan_naive), tensors, NAMES,
-                        dict(delta_softplus=True), dtype, tol, device=DEVICE, prepare=strided)
+                        dict(delta_softplus=True), dtype, tol, device=backend_device(backend),
+                        prepare=strided)

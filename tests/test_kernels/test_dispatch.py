@@ -9,7 +9,9 @@ import mlla_kernels
 from mlla_kernels import (available_backends, bidirectional_selective_scan,
                           cross_scan_selective_scan, selective_scan)
 
-from kernel_checks import TRITON_OK
+from mlla_kernels.dispatch import resolve_backend
+
+from kernel_checks import NUMBA_OK, TRITON_OK
 
 
 def scan_inputs(batch=1, dim=4, length=5, n_state=2, dtype=torch.float32):
@@ -36,17 +38,49 @@ def chosen(monkeypatch):
 
 def test_available_backends():
     assert available_backends('cpu')[:2] == ['naive', 'torch']
+    assert ('numba' in available_backends('cpu')) == NUMBA_OK
     assert ('triton' in available_backends('cpu')) == TRITON_OK
-    assert set(available_backends()) <= {'naive', 'torch', 'triton'}
+    assert set(available_backends()) <= {'naive', 'torch', 'numba', 'triton'}
 
 
-def test_auto_is_torch_on_cpu_and_env_overrides(chosen, monkeypatch):
+def test_auto_on_cpu_is_numba_but_torch_for_float64_and_env_overrides(chosen, monkeypatch):
     monkeypatch.delenv(mlla_kernels.ENV_VAR, raising=False)
     selective_scan(*scan_inputs())
+    selective_scan(*scan_inputs(dtype=torch.float64))
+    selective_scan(*scan_inputs(dtype=torch.bfloat16))
     monkeypatch.setenv(mlla_kernels.ENV_VAR, 'naive')
     selective_scan(*scan_inputs())
     selective_scan(*scan_inputs(), backend='torch')       # an explicit backend beats the env
-    assert chosen == ['torch', 'naive', 'torch']
+    fast = 'numba' if NUMBA_OK else 'torch'
+    assert chosen == [fast, 'torch', fast, 'naive', 'torch']
+
+
+def test_numba_is_a_cpu_backend():
+    with pytest.raises(RuntimeError, match="backend='numba' runs on CPU tensors; got device cuda"):
+        resolve_backend('numba', torch.device('cuda'))
+    assert 'numba' not in available_backends('cuda')
+
+
+def test_import_and_run_without_numba():
+    """With numba unimportable, import works, 'auto' runs torch, and asking for numba says why."""
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import torch, mlla_kernels as mk\n"
+        "assert mk.available_backends('cpu') == ['naive', 'torch'], mk.available_backends('cpu')\n"
+        "x = torch.randn(1, 2, 3)\n"
+        "y = mk.selective_scan(x, x, -torch.ones(2, 1), torch.ones(1, 1, 3), torch.ones(1, 1, 3))\n"
+        "assert y.shape == (1, 2, 3)\n"
+        "assert not any(m.endswith('numba_utils') for m in sys.modules), 'numba kernels imported'\n"
+        "try:\n"
+        "    mk.selective_scan(x, x, -torch.ones(2, 1), torch.ones(1, 1, 3), torch.ones(1, 1, 3),\n"
+        "                      backend='numba')\n"
+        "except RuntimeError as err:\n"
+        "    assert 'unavailable' in str(err) and 'numba' in str(err), err\n"
+        "else:\n"
+        "    raise AssertionError('no error')\n")
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env={'PATH': '/usr/bin:/bin'}, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_bad_backend_names(monkeypatch):
@@ -136,7 +170,8 @@ def test_selective_scan_optional_and_group_errors():
 
 def test_dtype_and_device_errors():
     u, delta, A, B, C = scan_inputs()
-    with pytest.raises(TypeError, match="u has dtype int64; backend 'torch' supports float16"):
+    with pytest.raises(TypeError,
+                       match="u has dtype int64; backend '(numba|torch)' supports float16"):
         selective_scan(u.long(), delta, A, B, C)
     with pytest.raises(ValueError, match='one device; u is on cpu but B is on meta'):
         selective_scan(u, delta, A, B.to('meta'), C)

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from mlla_kernels import selective_scan
+from mlla_kernels.dispatch import get_impl
 from mlla_kernels.selective_scan.naive import selective_scan_naive
 from mlla_kernels.selective_scan import torch_impl
 from mlla_kernels.selective_scan.torch_impl import selective_scan_torch
 
-from kernel_checks import (DEVICE, FAST_BACKENDS, PRECISIONS, assert_close_rel,
+from kernel_checks import (FAST_BACKENDS, backend_device, PRECISIONS, assert_close_rel,
                            check_against_naive, neg_A, raw_delta)
 
 NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')
@@ -96,11 +97,12 @@ def test_backend_matches_naive(backend, case, reverse):
     for dtype, tol in PRECISIONS[backend]:
         if reverse:
             # the public API has no reverse flag; test the backend function itself
-            fn = call(selective_scan_torch, reverse=True)
+            fn = call(get_impl('selective_scan', backend), reverse=True)
         else:
             fn = call(selective_scan, backend=backend)
         check_against_naive(fn, call(selective_scan_naive, reverse=reverse), tensors, NAMES,
-                            dict(delta_softplus=softplus), dtype, tol, device=DEVICE)
+                            dict(delta_softplus=softplus), dtype, tol,
+                            device=backend_device(backend))
 
 
 @pytest.mark.parametrize('block_len,chunk_len', [(1, 1), (5, 2), (7, 7), (12, 4), (64, 16)])
@@ -124,8 +126,10 @@ def test_return_last_state(backend):
     dtype, tol = PRECISIONS[backend][-1]
     check_against_naive(call(selective_scan, backend=backend, return_last_state=True),
                         call(selective_scan_naive, return_last_state=True), tensors, NAMES,
-                        dict(delta_softplus=True), dtype, tol, n_outputs=2, device=DEVICE)
-    ours = selective_scan(*[t.to(dtype=dtype, device=DEVICE) for t in tensors[:5]],
+                        dict(delta_softplus=True), dtype, tol, n_outputs=2,
+                        device=backend_device(backend))
+    device = backend_device(backend)
+    ours = selective_scan(*[t.to(dtype=dtype, device=device) for t in tensors[:5]],
                           return_last_state=True, backend=backend)
     assert ours[1].shape == (1, 3, 4) and ours[1].dtype == torch.float32
 
@@ -151,7 +155,7 @@ def test_non_contiguous_inputs(backend):
     dtype, tol = PRECISIONS[backend][-1]
     check_against_naive(call(selective_scan, backend=backend),
                         call(selective_scan_naive), tensors, NAMES, dict(delta_softplus=True),
-                        dtype, tol, device=DEVICE, prepare=strided)
+                        dtype, tol, device=backend_device(backend), prepare=strided)
 
 
 def test_torch_strong_decay_is_finite():

@@ -200,11 +200,13 @@ def test_golden_residual_features_and_final_norm(golden):
 
 def test_backward_conv_is_the_flipped_causal_conv():
     mixer = BiMambaMixer(16, d_state=4)
-    x = torch.randn(2, 32, 9)
+    tokens = torch.randn(2, 9, 32)                           # (B, L, Di): the mixer's layout
+    x = tokens.transpose(1, 2)                               # (B, Di, L): the official layout
     flipped = mixer.conv1d_b(x.flip(-1))[..., :9].flip(-1)   # official: flip, causal conv, flip
-    torch.testing.assert_close(mixer._conv(x, mixer.conv1d_b, backward=True), flipped)
-    torch.testing.assert_close(mixer._conv(x, mixer.conv1d, backward=False),
-                               mixer.conv1d(x)[..., :9])
+    torch.testing.assert_close(mixer._conv(tokens, mixer.conv1d_b, backward=True),
+                               flipped.transpose(1, 2))
+    torch.testing.assert_close(mixer._conv(tokens, mixer.conv1d, backward=False),
+                               mixer.conv1d(x)[..., :9].transpose(1, 2))
 
 
 def test_mamba_init():

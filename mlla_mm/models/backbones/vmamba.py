@@ -3,7 +3,8 @@
 Same module tree and parameter names as the official ``Backbone_VSSM`` with
 ``norm_layer='ln2d'``, ``patchembed_version='v2'``, ``downsample_version='v3'``
 and ``forward_type='v05_noz'``, so the official ImageNet checkpoints load
-unchanged. Everything runs channel-first (NCHW); no size needs padding.
+unchanged. Every map is NCHW-shaped, held in channels-last memory inside the backbone
+(returned as contiguous NCHW); no size needs padding.
 """
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -220,7 +221,9 @@ class VMamba(DenseBackbone):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'VMamba expects images (N, {self.in_channels}, H, W), got '
                              f'shape {tuple(x.shape)}')
-        x = self.patch_embed(x)
+        # Channels-last memory throughout (shapes stay NCHW): the 1x1 projections become
+        # GEMMs over pixels and the scan kernel reads every map with the channels innermost.
+        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
         outs = []
         for i, layer in enumerate(self.layers):
             x = layer.blocks(x)

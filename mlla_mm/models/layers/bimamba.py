@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlla_kernels import bidirectional_selective_scan
+from mlla_kernels import BACKENDS, bidirectional_selective_scan
 
-KERNEL_BACKENDS = ('auto', 'naive', 'torch', 'triton')
+KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
 
 
 class BiMambaMixer(nn.Module):
@@ -102,37 +102,48 @@ class BiMambaMixer(nn.Module):
         self.D_b.fill_(1.0)
 
     def _conv(self, x: torch.Tensor, conv: nn.Conv1d, backward: bool) -> torch.Tensor:
-        """Depthwise conv: causal (sees t-k+1..t) or anti-causal (sees t..t+k-1)."""
+        """Depthwise conv along the tokens of x (B, L, Di), in that layout.
+
+        Causal (sees t-k+1..t) for the forward direction; anti-causal (sees t..t+k-1) with
+        the reversed kernel for the backward one (= flip, causal conv, flip back). The map
+        is handed to the conv as a (B, Di, 1, L) channels-last view of x itself, so neither
+        input nor output is transposed; the result is a (B, L, Di) view.
+        """
         k = self.d_conv
-        if backward:
-            # flip -> causal conv -> flip  ==  anti-causal conv with the reversed kernel
-            return F.conv1d(F.pad(x, (0, k - 1)), conv.weight.flip(-1), conv.bias,
-                            groups=self.d_inner)
-        return F.conv1d(F.pad(x, (k - 1, 0)), conv.weight, conv.bias, groups=self.d_inner)
+        weight = conv.weight.flip(-1) if backward else conv.weight
+        out = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), conv.bias,
+                       padding=(0, k - 1), groups=self.d_inner)       # (B, Di, 1, L+k-1)
+        length = x.shape[1]
+        out = out[..., k - 1:] if backward else out[..., :length]
+        return out.squeeze(2).transpose(1, 2)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, L, C) -> (B, L, C)."""
+        """(B, L, C) -> (B, L, C).
+
+        Everything stays in token layout (B, [2,] L, Di), channels innermost: the two
+        directions are stacked once, their x_proj/dt_proj run as one batched GEMM each, and
+        the fused CPU kernel reads u, delta, B, C and z as (…, Di, L) views of that memory.
+        """
         if hidden.dim() != 3 or hidden.shape[-1] != self.embed_dims:
             raise ValueError(f'BiMambaMixer: expected (batch, length, {self.embed_dims}) tokens, '
                              f'got shape {tuple(hidden.shape)}')
-        r, n = self.dt_rank, self.d_state
-        xz = self.in_proj(hidden).transpose(1, 2)             # (B, 2Di, L)
-        x, z = xz[:, :self.d_inner], xz[:, self.d_inner:]
-        us, deltas, Bs, Cs = [], [], [], []
-        for conv, x_proj, dt_proj, backward in (
-                (self.conv1d, self.x_proj, self.dt_proj, False),
-                (self.conv1d_b, self.x_proj_b, self.dt_proj_b, True)):
-            u = F.silu(self._conv(x, conv, backward))         # (B, Di, L)
-            dt, B, C = x_proj(u.transpose(1, 2)).split([r, n, n], dim=-1)
-            us.append(u)
-            deltas.append(F.linear(dt, dt_proj.weight).transpose(1, 2))  # bias goes to the scan
-            Bs.append(B.transpose(1, 2))
-            Cs.append(C.transpose(1, 2))
+        r, n, di = self.dt_rank, self.d_state, self.d_inner
+        weight, bias = self.in_proj.weight, self.in_proj.bias
+        # x and z as two GEMMs: each comes out contiguous (no strided half of one output)
+        x = F.linear(hidden, weight[:di], None if bias is None else bias[:di])
+        z = F.linear(hidden, weight[di:], None if bias is None else bias[di:])
+        u = torch.stack([F.silu(self._conv(x, self.conv1d, False)),
+                         F.silu(self._conv(x, self.conv1d_b, True))], 1)   # (B, 2, L, Di)
+        x_dbl = torch.matmul(u, torch.stack([self.x_proj.weight, self.x_proj_b.weight])
+                             .transpose(1, 2))                              # (B, 2, L, R+2N)
+        dt, B, C = x_dbl.split([r, n, n], dim=-1)
+        delta = torch.matmul(dt, torch.stack([self.dt_proj.weight, self.dt_proj_b.weight])
+                             .transpose(1, 2))                              # (B, 2, L, Di)
         y = bidirectional_selective_scan(
-            torch.stack(us, 1), torch.stack(deltas, 1),
+            u.transpose(2, 3), delta.transpose(2, 3),
             -torch.exp(torch.stack([self.A_log, self.A_b_log]).float()),
-            torch.stack(Bs, 1), torch.stack(Cs, 1),
-            D=torch.stack([self.D, self.D_b]).float(), z=z,
+            B.transpose(2, 3), C.transpose(2, 3),
+            D=torch.stack([self.D, self.D_b]).float(), z=z.transpose(1, 2),
             delta_bias=torch.stack([self.dt_proj.bias, self.dt_proj_b.bias]).float(),
             delta_softplus=True, backend=self.kernel_backend)  # (B, Di, L) = yf + yb
         return self.out_proj(y.transpose(1, 2) / 2)

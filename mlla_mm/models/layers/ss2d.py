@@ -28,6 +28,9 @@ class Linear2d(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # channels-last memory: a plain GEMM over the pixels, output channels-last too
+            return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
         return F.conv2d(x, self.weight[:, :, None, None], self.bias)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
@@ -149,22 +152,31 @@ class SS2D(BaseModule):
         self.out_norm.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
+        """(B, C, H, W) -> (B, C, H, W), in x's memory format.
+
+        With a channels-last x (how :class:`VMamba` runs it) every tensor of the scan is a
+        view with the channels innermost: the projections are GEMMs over pixels, and the
+        fused CPU kernel reads u, delta, B and C where they lie and writes y in the same
+        layout -- no routed, transposed or contiguous copy is made for the scan.
+        """
         batch, _, height, width = x.shape
         k, r, n = self.directions, self.dt_rank, self.d_state
         u = self.act(self.conv2d(self.in_proj(x)))                      # (B, Di, H, W)
-        # x_proj and dt_proj act per pixel, so they are computed once in pixel
-        # layout; the kernel reads them along each route (no routed copies).
-        u_flat = u.flatten(2)
-        x_dbl = torch.einsum('bdl,kcd->bkcl', u_flat, self.x_proj_weight.to(u.dtype))
-        dt_raw, B, C = torch.split(x_dbl, [r, n, n], dim=2)
-        delta = torch.einsum('bkrl,kdr->bkdl', dt_raw, self.dt_projs_weight.to(u.dtype))
-        shape = (batch, k, -1, height, width)
+        # x_proj and dt_proj act per pixel: one GEMM each over (pixels, channels),
+        # computed once in pixel layout; the kernel reads them along each route.
+        pixels = u.permute(0, 2, 3, 1).reshape(batch, height * width, self.d_inner)
+        x_dbl = F.linear(pixels, self.x_proj_weight.to(u.dtype).flatten(0, 1))
+        x_dbl = x_dbl.view(batch, height * width, k, r + 2 * n)          # (B, L, K, R+2N)
+        dt_raw, B, C = torch.split(x_dbl.transpose(1, 2), [r, n, n], dim=3)  # (B, K, L, *)
+        delta = torch.einsum('bklr,kdr->bkld', dt_raw, self.dt_projs_weight.to(u.dtype))
+
+        def as_maps(t):  # (B, K, L, c) views -> (B, K, c, H, W) views
+            return t.transpose(2, 3).unflatten(3, (height, width))
+
         y = cross_scan_selective_scan(
-            u, delta.reshape(shape).contiguous(), -torch.exp(self.A_logs.float()),
-            B.reshape(shape).contiguous(), C.reshape(shape).contiguous(), D=self.Ds.float(),
-            delta_bias=self.dt_projs_bias.flatten().float(), delta_softplus=True,
-            directions=k, backend=self.kernel_backend)
+            u, as_maps(delta), -torch.exp(self.A_logs.float()), as_maps(B), as_maps(C),
+            D=self.Ds.float(), delta_bias=self.dt_projs_bias.flatten().float(),
+            delta_softplus=True, directions=k, backend=self.kernel_backend)
         # Upstream normalises the scan output in fp32 and casts back afterwards.
         y = self.out_norm(y.float()).to(x.dtype)
         return self.out_proj(y)
