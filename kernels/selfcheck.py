@@ -89,6 +89,7 @@ class CheckResult:
 _lock = threading.RLock()
 _checked: Dict[tuple, CheckResult] = {}     # configuration -> result
 _failed: Dict[tuple, CheckResult] = {}      # (op, device, dtype of u) -> first failure
+_warned = set()                             # (op, device, dtype of u), automatic
 
 
 def enabled() -> bool:
@@ -111,6 +112,7 @@ def reset():
     with _lock:
         _checked.clear()
         _failed.clear()
+        _warned.clear()
 
 
 def _busy() -> bool:
@@ -150,11 +152,13 @@ def backend_for(op: str, requested: str, tensors: Dict[str, torch.Tensor],
             result = check(op, u.device, dtypes, sizes['N'], structure)
             _checked[key] = result
             if not result.ok:
-                first = fallback_key not in _failed
                 _failed.setdefault(fallback_key, result)
-                if first:
-                    _warn(result, _automatic(requested))
-        if fallback_key in _failed and _automatic(requested):
+        failure = _failed.get(fallback_key)
+        automatic = _automatic(requested)
+        if failure is not None and (fallback_key, automatic) not in _warned:
+            _warned.add((fallback_key, automatic))     # once per failure and kind of request
+            _warn(failure, automatic)
+        if failure is not None and automatic:
             return 'torch'
     return 'triton'
 

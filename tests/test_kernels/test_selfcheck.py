@@ -170,6 +170,10 @@ def test_explicit_triton_is_kept_after_the_warning(simulated_gpu, chosen, monkey
     monkeypatch.setenv(dispatch.ENV_VAR, 'triton')          # the env override is explicit too
     selective_scan(**args)
     assert chosen[-1] == 'triton'
+    monkeypatch.delenv(dispatch.ENV_VAR)                    # 'auto' is told, and falls back
+    with pytest.warns(KernelSelfCheckWarning, match="'torch' backend"):
+        selective_scan(**args)
+    assert chosen[-1] == 'torch' and len(selfcheck.results()) == 1
 
 
 def test_environment_variable_turns_the_check_off(simulated_gpu, chosen, monkeypatch):
