@@ -23,8 +23,9 @@ BUILDERS = {
                                                     d_state=16),
                                           drop_path_rate=0.0, kernel_backend=backend),
                    (2, 3, 64, 64)),
+    # no pyramid: its conv biases feed BatchNorm, zero gradients up to noise (no scale)
     'vim': (lambda backend: Vim(arch=dict(embed_dims=64, depth=2, d_state=16),
-                                pretrain_img_size=64, out_indices=(0, 1, 1, 1),
+                                pretrain_img_size=64, out_indices=(0, 1), with_adapter=False,
                                 kernel_backend=backend),
             (2, 3, 96, 80)),
 }
