@@ -209,4 +209,7 @@ class Checker:
         """Check device/dtypes and return the concrete backend to run."""
         name = resolve_backend(backend, self.device(), self.tensors[0][1].dtype)
         self.dtypes(name)
+        if name == 'triton':   # first use on a GPU: checked against 'torch' (selfcheck.py)
+            from .selfcheck import backend_for
+            name = backend_for(self.op, backend, dict(self.tensors), self.sizes)
         return name

@@ -23,7 +23,11 @@ Each program owns one (batch, route, block of BLOCK_D channels) and walks its ro
 of CHUNK steps; inside a chunk the recurrence h_t = a_t h_{t-1} + b_t is an associative scan
 (fp32). The forward pass stores the state at the end of every chunk, so the backward pass
 recomputes each chunk from its starting state and runs the adjoint recurrence
-dh_t = C_t g_t + a_{t+1} dh_{t+1} backwards, chunk by chunk.
+dh_t = C_t g_t + a_{t+1} dh_{t+1} backwards, chunk by chunk. Every scan is a forward
+``tl.associative_scan``: the adjoint's inputs are gathered in reverse step order (the route
+index arithmetic again) and its result flipped back, because ``reverse=True`` with a
+non-commutative combine gives wrong results on GPUs (triton-lang/triton #4362, #8412) while
+the interpreter gets it right.
 """
 import os
 
@@ -47,6 +51,15 @@ def _add(a, b):
 # (milliseconds each); tl.reduce with Triton's own sum combiner is the same reduction and
 # takes the interpreter's numpy path.
 _SUM_COMBINE = getattr(tl.standard, '_sum_combine', _add)
+
+
+@triton.jit
+def _xor(a, b):
+    return a ^ b
+
+
+# tl.flip's combiner (the backward kernel inlines tl.flip)
+_XOR_COMBINE = getattr(tl.standard, '_xor_combine', _xor)
 
 
 @triton.jit
@@ -173,7 +186,7 @@ def _scan_bwd_kernel(
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
         HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
         SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
-        ATOMIC_DU: tl.constexpr, ATOMIC_DZ: tl.constexpr):
+        ATOMIC_DU: tl.constexpr, ATOMIC_DZ: tl.constexpr, LOG2_CHUNK: tl.constexpr):
     pid_d = tl.program_id(0)
     pid_bk = tl.program_id(1)
     b = (pid_bk // K).to(tl.int64)
@@ -222,35 +235,23 @@ def _scan_bwd_kernel(
         c = N_CHUNKS - 1 - ci
         steps = c * CHUNK + offs_t
         mask_t = steps < L
-        mask_next = (steps + 1) < L
-        # positions of steps t and t + 1 (see the note on the helpers above)
+        # position of step t (see the note on the helpers above)
         pos = tl.where(mask_t, tl.where(is_rev != 0, L - 1 - steps, steps), 0)
         pos = tl.where(is_col != 0, (pos % H) * W + pos // H, pos)
-        pos_next = tl.where(mask_next, tl.where(is_rev != 0, L - 2 - steps, steps + 1), 0)
-        pos_next = tl.where(is_col != 0, (pos_next % H) * W + pos_next // H, pos_next)
         mask_dt = mask_d[:, None] & mask_t[None, :]
         mask_nt = mask_n[:, None] & mask_t[None, :]
-        mask_dt_next = mask_d[:, None] & mask_next[None, :]
 
         u = tl.load(u_base + pos[None, :] * su_l, mask=mask_dt, other=0.0).to(tl.float32)
         dt_raw = tl.load(dt_base + pos[None, :] * sdt_l, mask=mask_dt, other=0.0).to(tl.float32)
-        dt_next = tl.load(dt_base + pos_next[None, :] * sdt_l, mask=mask_dt_next,
-                          other=0.0).to(tl.float32)
         if HAS_BIAS:
             dt_raw = dt_raw + bias[:, None]
-            dt_next = dt_next + bias[:, None]
         dt = dt_raw
         if SOFTPLUS:
             e = tl.exp(tl.minimum(dt_raw, 20.0))
             w = 1.0 + e
             dt = tl.where(dt_raw > 20.0, dt_raw,
                           tl.where(w == 1.0, e, tl.log(w) * (e / (w - 1.0))))
-            e = tl.exp(tl.minimum(dt_next, 20.0))
-            w = 1.0 + e
-            dt_next = tl.where(dt_next > 20.0, dt_next,
-                               tl.where(w == 1.0, e, tl.log(w) * (e / (w - 1.0))))
         dt = tl.where(mask_dt, dt, 0.0)
-        dt_next = tl.where(mask_dt_next, dt_next, 0.0)
         Bt = tl.load(B_base + pos[None, :] * sB_l, mask=mask_nt, other=0.0).to(tl.float32)
         Ct = tl.load(C_base + pos[None, :] * sC_l, mask=mask_nt, other=0.0).to(tl.float32)
 
@@ -285,15 +286,52 @@ def _scan_bwd_kernel(
         else:
             du = tl.zeros((BLOCK_D, CHUNK), dtype=tl.float32)
 
-        # adjoint: dh_t = C_t g_t + a_{t+1} dh_{t+1}, a reverse scan with a shifted decay
+        # Adjoint dh_t = C_t g_t + a_{t+1} dh_{t+1}: a recurrence backwards in time, run as a
+        # FORWARD scan over the chunk's steps taken in reverse order -- lane j holds step
+        # c*CHUNK + CHUNK-1-j, its inputs gathered at that step's position by the same index
+        # arithmetic as above. (tl.associative_scan(reverse=True) with this non-commutative
+        # combine is wrong on GPUs, triton-lang/triton #4362 / #8412.)
+        steps_r = c * CHUNK + (CHUNK - 1) - offs_t
+        mask_r = steps_r < L
+        mask_r_next = (steps_r + 1) < L
+        pos_r = tl.where(mask_r, tl.where(is_rev != 0, L - 1 - steps_r, steps_r), 0)
+        pos_r = tl.where(is_col != 0, (pos_r % H) * W + pos_r // H, pos_r)
+        pos_r_next = tl.where(mask_r_next, tl.where(is_rev != 0, L - 2 - steps_r, steps_r + 1),
+                              0)
+        pos_r_next = tl.where(is_col != 0, (pos_r_next % H) * W + pos_r_next // H, pos_r_next)
+        mask_dt_r = mask_d[:, None] & mask_r[None, :]
+        mask_nt_r = mask_n[:, None] & mask_r[None, :]
+        mask_dt_r_next = mask_d[:, None] & mask_r_next[None, :]
+
+        dt_next = tl.load(dt_base + pos_r_next[None, :] * sdt_l, mask=mask_dt_r_next,
+                          other=0.0).to(tl.float32)                     # delta at step t + 1
+        if HAS_BIAS:
+            dt_next = dt_next + bias[:, None]
+        if SOFTPLUS:
+            e = tl.exp(tl.minimum(dt_next, 20.0))
+            w = 1.0 + e
+            dt_next = tl.where(dt_next > 20.0, dt_next,
+                               tl.where(w == 1.0, e, tl.log(w) * (e / (w - 1.0))))
+        dt_next = tl.where(mask_dt_r_next, dt_next, 0.0)
+        Ct_r = tl.load(C_base + pos_r[None, :] * sC_l, mask=mask_nt_r, other=0.0).to(tl.float32)
+        g_r = tl.load(dy_base + pos_r[None, :] * sdy_l, mask=mask_dt_r,
+                      other=0.0).to(tl.float32)
+        if HAS_Z:
+            z_r = tl.load(z_ptr + b * sz_b + offs_d[:, None] * sz_d + pos_r[None, :] * sz_l,
+                          mask=mask_dt_r, other=0.0).to(tl.float32)
+            g_r = g_r * z_r * (1.0 / (1.0 + tl.exp(-z_r)))
         decay_next = tl.exp(dt_next[:, None, :] * A[:, :, None])
-        src = Ct[None, :, :] * g[:, None, :]
+        src = Ct_r[None, :, :] * g_r[:, None, :]
         if HAS_DLAST:
-            src = tl.where((steps == L - 1)[None, None, :], src + dlast[:, :, None], src)
-        src = tl.where(last, src + decay_next * dh_next[:, :, None], src)
-        _, dh = tl.associative_scan((decay_next, src), axis=2,
-                                    combine_fn=_linear_recurrence, reverse=True)
-        dh_next = tl.reduce(tl.where(first, dh, 0.0), 2, _SUM_COMBINE)
+            src = tl.where((steps_r == L - 1)[None, None, :], src + dlast[:, :, None], src)
+        src = tl.where(first, src + decay_next * dh_next[:, :, None], src)  # carry from t + 1
+        _, dh_r = tl.associative_scan((decay_next, src), axis=2, combine_fn=_linear_recurrence)
+        dh_next = tl.reduce(tl.where(last, dh_r, 0.0), 2, _SUM_COMBINE)   # at the chunk's 1st step
+        # back to step order to meet the states: tl.flip's xor swaps, inlined
+        bits = tl.reshape(dh_r.to(tl.int32, bitcast=True), [BLOCK_D, BLOCK_N] + [2] * LOG2_CHUNK)
+        for i in tl.static_range(LOG2_CHUNK):
+            bits = bits ^ tl.reduce(bits, 2 + i, _XOR_COMBINE, keep_dims=True)
+        dh = tl.reshape(bits, (BLOCK_D, BLOCK_N, CHUNK)).to(tl.float32, bitcast=True)
 
         dC = tl.reduce(hs * g[:, None, :], 0, _SUM_COMBINE)
         tl.atomic_add(dC_base + pos[None, :] * sdC_l, dC, mask=mask_nt, sem='relaxed')
@@ -508,7 +546,8 @@ class RoutedScan(torch.autograd.Function):
             BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=bool(delta_softplus), HAS_DLAST=dlast is not None,
-            ATOMIC_DU=shared_u, ATOMIC_DZ=shared_z, num_warps=num_warps)
+            ATOMIC_DU=shared_u, ATOMIC_DZ=shared_z, LOG2_CHUNK=chunk.bit_length() - 1,
+            num_warps=num_warps)
 
         def cast(grad, like):
             return None if grad is None else grad.to(like.dtype)

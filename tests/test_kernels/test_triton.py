@@ -74,6 +74,27 @@ def assert_close_rel(actual, expected, tol, what):
     assert err <= tol * max(scale, 1e-6), f'{what}: max err {err:.3g}, reference scale {scale:.3g}'
 
 
+def test_no_kernel_relies_on_a_reverse_scan():
+    """associative_scan/cumsum(reverse=True) with a non-commutative combine is right under the
+    interpreter and wrong on GPUs (triton-lang/triton #4362, #8412): no @triton.jit function of
+    the package may pass reverse=True (the adjoint runs forward over reversed steps)."""
+    import ast
+    import pathlib
+    offenders = []
+    for path in pathlib.Path(triton_utils.__file__).parent.rglob('*.py'):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(fn, ast.FunctionDef)
+                    and any('jit' in ast.unparse(d) for d in fn.decorator_list)):
+                continue
+            for call in ast.walk(fn):
+                if isinstance(call, ast.Call) and any(
+                        kw.arg == 'reverse' and not (isinstance(kw.value, ast.Constant)
+                                                     and kw.value.value is False)
+                        for kw in call.keywords):
+                    offenders.append(f'{path.name}:{call.lineno} in {fn.name}')
+    assert not offenders, f'reverse scans in Triton kernels: {offenders}'
+
+
 # ----------------------------------------------------------------------------- selective scan
 @pytest.mark.parametrize(
     'batch,dim,length,n_state,groups,options,reverse',
