@@ -46,7 +46,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-import numba
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
@@ -325,7 +324,7 @@ def _prepare_delta(dt, bias_row, nt, nj, softplus, sig, with_grad):
 @_jit()
 def _forward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, y, sy,
                      states, last, dims, has_z, softplus, save_states):
-    batch, n_routes, dim, length, n_state = dims[0], dims[1], dims[2], dims[3], dims[4]
+    n_routes, length, n_state = dims[1], dims[3], dims[4]
     height, width, col_mask, rev_mask, n_chunks = dims[6], dims[7], dims[8], dims[9], dims[10]
     b, g, blk, d0, nj = _program_coords(p, dims)
     bd = dims[12]   # == BLOCK_D, read at run time so LLVM vectorizes the channel loops
@@ -419,7 +418,7 @@ def _forward_programs(first, step, n_programs, u, su, dt, sdt, A, Bm, sB, Cm, sC
 def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy, sdy,
                       states, dlast, du, sdu, ddt, sddt, dA, dBp, dCp, dD, dbias, dz, sdz,
                       dims, has_z, softplus, has_dlast, shared_u):
-    n_routes, dim, length, n_state = dims[1], dims[2], dims[3], dims[4]
+    n_routes, length, n_state = dims[1], dims[3], dims[4]
     height, width, col_mask, rev_mask, n_chunks = dims[6], dims[7], dims[8], dims[9], dims[10]
     b, g, blk, d0, nj = _program_coords(p, dims)
     bd = dims[12]   # == BLOCK_D, read at run time so LLVM vectorizes the channel loops

@@ -4,6 +4,7 @@ Route 0 scans [:, 0] forward in time and route 1 scans [:, 1] backward in time, 
 launch of the shared kernels (:mod:`mlla_kernels.triton_utils`); the backward route reads
 and writes in the original token order, so nothing is flipped.
 """
+from ..routes import bidirectional_routes
 from ..triton_utils import routed_scan
 
 
@@ -28,6 +29,6 @@ def bidirectional_selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta
         if t is not None and tuple(t.shape) != shape:
             raise ValueError(f'bidirectional_selective_scan: {name} must have shape {shape}; '
                              f'got {tuple(t.shape)}')
-    y, _ = routed_scan(u, delta, A, B.unsqueeze(2), C.unsqueeze(2), D=D, z=z,
-                       delta_bias=delta_bias, delta_softplus=delta_softplus, rev_mask=0b10)
+    y, _ = routed_scan(delta_softplus=delta_softplus, **bidirectional_routes(
+        u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias))
     return y

@@ -3,6 +3,7 @@
 A plain selective scan is one route over L steps, forward or (``reverse=True``) backward in
 time; see :mod:`mlla_kernels.triton_utils` for the kernels.
 """
+from ..routes import selective_scan_routes
 from ..triton_utils import routed_scan
 
 
@@ -29,11 +30,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         if t is not None and tuple(t.shape) != shape:
             raise ValueError(f'selective_scan: {name} must have shape {shape}; '
                              f'got {tuple(t.shape)}')
-    y, last_state = routed_scan(
-        u.unsqueeze(1), delta.unsqueeze(1), A.unsqueeze(0), B5, C5,
-        D=None if D is None else D.unsqueeze(0), z=z,
-        delta_bias=None if delta_bias is None else delta_bias.unsqueeze(0),
-        delta_softplus=delta_softplus, rev_mask=int(bool(reverse)))
+    y, last_state = routed_scan(delta_softplus=delta_softplus, **selective_scan_routes(
+        u, delta, A, B5[:, 0], C5[:, 0], D=D, z=z, delta_bias=delta_bias, reverse=reverse))
     return (y, last_state[:, 0]) if return_last_state else y
 
 

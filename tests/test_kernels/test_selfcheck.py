@@ -29,8 +29,8 @@ def simulated_gpu(monkeypatch):
     monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
     monkeypatch.setattr(selfcheck, 'applies', lambda device: True)
     real_resolve = dispatch.resolve_backend
-    monkeypatch.setattr(dispatch, 'resolve_backend', lambda backend, device: (
-        'triton' if backend == 'auto' else real_resolve(backend, device)))
+    monkeypatch.setattr(dispatch, 'resolve_backend', lambda backend, device, dtype=None: (
+        'triton' if backend == 'auto' else real_resolve(backend, device, dtype)))
     # several chunks of the interpreter's chunk (16) and a partial one, kept small
     monkeypatch.setattr(selfcheck, 'PROBLEM',
                         dict(batch=1, channels=2, length=37, height=5, width=7))
