@@ -317,6 +317,27 @@ def _prepare_delta(dt, bias_row, nt, nj, softplus, sig, with_grad):
             dt[t, j] = x
 
 
+@_jit()
+def _gate(yt, zt, nt, nj):
+    """yt *= silu(zt)."""
+    for t in range(nt):
+        for j in range(nj):
+            zv = zt[t, j]
+            yt[t, j] *= zv * _sigmoid(zv)
+
+
+@_jit()
+def _gate_grads(zt, dyt, dzt, nt, nj):
+    """Backward of y = ypre * silu(z): zt <- silu'(z), dzt <- dy, dyt <- dy * silu(z)."""
+    for t in range(nt):
+        for j in range(nj):
+            zv = zt[t, j]
+            s = _sigmoid(zv)
+            zt[t, j] = s * (_ONE + zv * (_ONE - s))
+            dzt[t, j] = dyt[t, j]
+            dyt[t, j] *= zv * s
+
+
 # ----------------------------------------------------------------------------------------
 # Forward
 # ----------------------------------------------------------------------------------------
@@ -391,10 +412,7 @@ def _forward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, y, s
                         yrow[j] += hv * cn
             if has_z:
                 _gather(z, z_base, sz[1], sz[2], pos, nt, nj, zt)
-                for t in range(nt):
-                    for j in range(nj):
-                        zv = zt[t, j]
-                        yt[t, j] *= zv * _sigmoid(zv)
+                _gate(yt, zt, nt, nj)
             _scatter(y, y_base, sy[1], sy[2], pos, nt, nj, yt, k > 0)
         for n in range(n_state):
             for j in range(nj):
@@ -488,14 +506,7 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
             _gather(dy, dy_base, sdy[1], sdy[2], pos, nt, nj, dyt)
             if has_z:
                 _gather(z, z_base, sz[1], sz[2], pos, nt, nj, zt)
-                for t in range(nt):
-                    for j in range(nj):
-                        zv = zt[t, j]
-                        s = _sigmoid(zv)
-                        zt[t, j] = s * (_ONE + zv * (_ONE - s))   # silu'(z), for dz
-                        sig_z = zv * s                             # silu(z)
-                        dzt[t, j] = dyt[t, j]                      # keep dy for dz
-                        dyt[t, j] *= sig_z
+                _gate_grads(zt, dyt, dzt, nt, nj)   # zt: silu'(z), dzt: dy, dyt: dy silu(z)
             for t in range(nt):
                 for j in range(bd):
                     dtu[t, j] = dtt[t, j] * ut[t, j]
@@ -664,13 +675,15 @@ def _run(kernel, n_programs, *args):
 
 
 def _plan(batch, dim, groups):
-    """(channels per program, programs per group): whole vectors, and at least two programs
-    per thread where the problem allows (smaller blocks for small batch * channels)."""
+    """(channels per program, programs per group): whole vectors of channels (a multiple of
+    8, at most ``BLOCK_D``), the widest that gives every thread the same number of programs,
+    or at least four each (e.g. 96 channels on 2 threads: 4 programs of 24, not 3 of 32)."""
     per_group = dim // groups
     threads = torch.get_num_threads()
-    block = BLOCK_D
-    while block > 8 and batch * groups * -(-per_group // block) < 2 * threads:
-        block //= 2
+    for block in range(BLOCK_D, 7, -8):
+        programs = batch * groups * -(-per_group // block)
+        if programs % threads == 0 or programs >= 4 * threads:
+            break
     return block, -(-per_group // block)
 
 
