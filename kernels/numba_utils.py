@@ -1,6 +1,6 @@
 """One fused CPU selective scan (numba) that serves the three operations, forward and backward.
 
-The routes and layouts are those of :mod:`mlla_kernels.triton_utils` (see :mod:`.routes`):
+The routes and layouts are those of the Triton kernels (see :mod:`mlla_kernels.routes`):
 u (batch, Ku, DIM, L) with Ku = 1 (shared) or K; delta (batch, K, DIM, L); A (K, DIM, N);
 B, C (batch, K, G, N, L); D, delta_bias (K, DIM); z (batch, DIM, L); route k visits position
 ``pos_k(t)`` at step t (reversed and/or column-major walks of an H x W map), and
@@ -50,8 +50,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-#: Channels per program: the vector lanes of the hot loop (a compile-time constant, so the
-#: inner loops unroll into whole vectors with no remainder).
+#: Most channels per program (the buffers' width): the vector lanes of the hot loops. The
+#: block actually used (a multiple of 8) is passed at run time: a compile-time trip count
+#: lets LLVM unroll the channel loops and then vectorize across time with gathers instead.
 BLOCK_D = 32
 #: Time steps per chunk: the tile gathered at once, and the spacing of the states the forward
 #: saves for the backward (which keeps CHUNK x N x BLOCK_D states and decays of one chunk).
@@ -283,10 +284,16 @@ def _scatter(flat, base, s_d, s_l, pos, nt, nj, tile, accumulate):
 @_jit()
 def _gather_state_inputs(flat, base, s_n, s_l, pos, nt, n_state, out):
     """out[t, n] = flat[base + n*s_n + pos[t]*s_l] (B or C of one chunk)."""
-    for t in range(nt):
-        row = flat[base + pos[t] * s_l:]
-        for n in range(n_state):
-            out[t, n] = row[n * s_n]
+    if s_n == 1:
+        for t in range(nt):
+            row = flat[base + pos[t] * s_l:]
+            for n in range(n_state):
+                out[t, n] = row[n]
+    else:
+        for t in range(nt):
+            row = flat[base + pos[t] * s_l:]
+            for n in range(n_state):
+                out[t, n] = row[n * s_n]
 
 
 @_jit()
