@@ -2,9 +2,14 @@
 # results (det/projects/ViTDet/configs/COCO/cascade_mask_rcnn_vimdet_t_100ep_adj1.py):
 # large-scale jitter at 1024x1024 (scale 0.1-2.0), 100 epochs = 184,375 iterations at 64
 # images per iteration, lr steps at 163,889 and 177,546, 250 warm-up iterations, AdamW
-# lr 1e-4, wd 0.1 (none on norms, biases, pos_embed), layer-wise lr decay 0.837, drop_path
-# 0.1, AMP. Backbone: the residual stream after the last block (upstream's
-# last_layer_process='add') fed to every branch of the simple pyramid (ViTDet).
+# lr 1e-4, wd 0.1, layer-wise lr decay 0.837, drop_path 0.1, AMP.
+# Deliberate: upstream (detectron2's get_default_optimizer_params, weight_decay_norm=0,
+# pos_embed override) exempts only norms and pos_embed from weight decay; our
+# LayerDecayOptimWrapperConstructor also exempts biases and D (every 1-D tensor, as Vim's
+# timm-based ImageNet training does) and A_log (mamba_ssm marks it _no_weight_decay). Upstream
+# evaluates and checkpoints every 5000 iterations; we do every 20000 (logistics only).
+# Backbone: the residual stream after the last block (upstream's last_layer_process='add')
+# fed to every branch of the simple pyramid (ViTDet).
 # Heads: 2-conv RPN, three 4conv1fc class-agnostic box heads (IoU 0.5/0.6/0.7), 4-conv mask
 # head. ViTDet normalises the pyramid and the head convs with LayerNorm; mmcv's LN is not a
 # channel norm for NCHW maps, so GroupNorm(32) is used there instead (the closest mmdet

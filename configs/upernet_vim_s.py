@@ -4,7 +4,8 @@
 # last_layer_process='add'), UperHead with C = 384 channels, AdamW lr 1e-4, wd 0.05,
 # layer decay 0.95; otherwise as upernet_vim_t.py. Upstream's S model also used RoPE and
 # a first-position class token (an older, unreleased checkpoint); the published
-# middle-class-token checkpoint has neither, so neither is used here.
+# middle-class-token checkpoint has neither, so neither is used here. The layer decay is
+# applied as configured, not as upstream's constructor ran it (see upernet_vim_t.py).
 # Pretrained: https://huggingface.co/hustvl/Vim-small-midclstok (80.5 top-1),
 # saved as checkpoints/vim_s_midclstok_80p5acc.pth.
 _base_ = ['./upernet_vim_t.py']

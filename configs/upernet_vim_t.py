@@ -6,6 +6,13 @@
 # slide inference (crop 512, stride 341).
 # Upstream fine-tuned from an older ImageNet checkpoint ("pretrained-vim-t.pth", not
 # released); we start from the published middle-class-token checkpoint.
+# Deliberate: upstream's LayerDecayOptimizerConstructor (seg/mmcv_custom) keys blocks on
+# 'backbone.blocks.*' but Vim's are 'backbone.layers.*', so upstream actually trained every
+# block and head at the full lr, only patch_embed/pos_embed at lr x 0.92^25, and decayed
+# pos_embed and A_log (its no-decay test misses the 'backbone.' prefix); we apply the
+# configured per-block decay and exempt pos_embed/A_log (mlla_mm/engine/layer_decay.py).
+# Upstream also evaluates and checkpoints every 1000 iterations and keeps the best mIoU;
+# we do every 6000 (logistics).
 # Pretrained: https://huggingface.co/hustvl/Vim-tiny-midclstok (76.1 top-1),
 # saved as checkpoints/vim_t_midclstok_76p1acc.pth.
 _base_ = [

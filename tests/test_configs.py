@@ -30,7 +30,7 @@ def test_config_parses(path):
     cfg = _load(path)
     assert cfg.default_scope in ('mmdet', 'mmseg')
     assert 'mlla_mm' in cfg.custom_imports['imports'], 'stock tools need custom_imports'
-    assert cfg.model.backbone.type in ('MLLA', 'VMamba', 'Vim')
+    assert cfg.model.backbone.type in ('MLLA', 'VMamba', 'Vim', 'MambaOut')
 
 
 def _small_batch(scope, size=(64, 96)):

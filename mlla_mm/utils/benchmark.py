@@ -61,6 +61,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     'MLLA-T': dict(cfg=dict(type='MLLA', arch='tiny'), scope=None),
     'VMamba-T': dict(cfg=dict(type='VMamba', arch='tiny'), scope=None),
     'Vim-Ti': dict(cfg=dict(type='Vim', arch='tiny'), scope=None),
+    # The SSM-free control: Gated CNN blocks (MambaOut paper).
+    'MambaOut-T': dict(cfg=dict(type='MambaOut', arch='tiny'), scope=None),
     # mmdet's Swin-T with the Mask R-CNN settings (window 7, 4 stages).
     'Swin-T': dict(
         cfg=dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
@@ -74,7 +76,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                  out_type='featmap', drop_path_rate=0.1),
         scope='mmpretrain'),
 }
-DEFAULT_BACKBONES = ('MLLA-T', 'VMamba-T', 'Vim-Ti', 'Swin-T', 'ViT-Ti')
+DEFAULT_BACKBONES = ('MLLA-T', 'VMamba-T', 'Vim-Ti', 'MambaOut-T', 'Swin-T', 'ViT-Ti')
 DEFAULT_SIZES = (224, 512, 1024, 1248, 2048)
 
 

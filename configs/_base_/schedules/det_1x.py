@@ -1,4 +1,5 @@
-# 12 epochs, lr steps at 8 and 11, 1000-iteration linear warm-up; AdamW as the
+# 12 epochs, lr steps at 8 and 11, 1000-iteration linear warm-up (mmdet 3.x's Swin config;
+# MLLA's mmdet 2.x configs warm up for 500, set in mask_rcnn_mlla_t.py); AdamW as the
 # Swin/MLLA/VMamba detection recipes (lr 1e-4, wd 0.05, no decay on norms).
 # Batch 16 = 8 GPUs x 2 images.
 max_epochs = 12

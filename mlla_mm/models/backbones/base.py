@@ -83,6 +83,9 @@ class DenseBackbone(BaseModule):
         """Rename/drop official checkpoint keys to match this module (override)."""
         return state_dict
 
+    def check_loaded(self, missing_keys: list, unexpected_keys: list, filename: str) -> None:
+        """Judge what a pretrained load left out (override to raise; default: only logged)."""
+
     def init_weights(self) -> None:
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
@@ -91,9 +94,10 @@ class DenseBackbone(BaseModule):
                 raise ValueError(f"{type(self).__name__}: init_cfg type='Pretrained' needs "
                                  "a 'checkpoint' (path or URL)")
             self._init_default_weights()
-            load_pretrained(self, checkpoint,
-                            convert=lambda sd, model: model.convert_checkpoint(sd),
-                            prefix=cfg.get('prefix'))
+            result = load_pretrained(self, checkpoint,
+                                     convert=lambda sd, model: model.convert_checkpoint(sd),
+                                     prefix=cfg.get('prefix'))
+            self.check_loaded(result['missing_keys'], result['unexpected_keys'], checkpoint)
             self._is_init = True
             return
         self._init_default_weights()
