@@ -2,7 +2,8 @@
 import importlib
 
 __all__ = []
-for _name, _cls in (('mlla', 'MLLA'), ('vmamba', 'VMamba'), ('vim', 'Vim')):
+for _name, _cls in (('mlla', 'MLLA'), ('vmamba', 'VMamba'), ('vim', 'Vim'),
+                   ('demystify', 'DemystifyNet')):
     try:
         _mod = importlib.import_module(f'.{_name}', __name__)
     except ModuleNotFoundError as _err:  # family not written yet
