@@ -12,7 +12,7 @@ or the paper's conclusions.
 
     python tools/analysis/demystify_ablation.py                     # every row, defaults
     python tools/analysis/demystify_ablation.py --rows linear_attention forget_gate mamba \
-        --iters 40 --threads 2 --work-dir work_dirs/demystify_ablation
+        --iters 40 --work-dir work_dirs/demystify_ablation
 
 Each row runs ``tools/train.py`` in its own process (so its peak memory is its own) on a config
 written to ``<work-dir>/<row>/config.py``. Writes ``<work-dir>/ablation.{md,json}``.
@@ -42,15 +42,19 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--rows', nargs='+', default=list(DESIGN_PRESETS),
                         help=f'designs to run (default: all of {", ".join(DESIGN_PRESETS)})')
-    parser.add_argument('--iters', type=int, default=60, help='training iterations per row')
+    parser.add_argument('--iters', type=int, default=40, help='training iterations per row')
     parser.add_argument('--batch', type=int, default=4, help='images per iteration')
     parser.add_argument('--lr', type=float, default=1e-3, help='AdamW learning rate')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads per run')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per run (1: on a shared 2-core machine two OpenMP '
+                        'threads ran the demo ~10x slower than one)')
     parser.add_argument('--data-root', default='data/demo_coco',
-                        help='generated COCO-format data (made here if missing)')
+                        help='COCO-format data with the demo classes (the generated demo data is '
+                        'made there if it has no annotations)')
     parser.add_argument('--kernel-backend', default='auto', help='scan backend of the rows')
     parser.add_argument('--work-dir', default='work_dirs/demystify_ablation')
-    parser.add_argument('--seed', type=int, default=0, help='seed of training (and the data)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='training seed (the data is always the demo data, seed 0)')
     args = parser.parse_args(argv)
     unknown = [r for r in args.rows if r not in DESIGN_PRESETS]
     if unknown:
@@ -124,11 +128,9 @@ def run_row(args, row: str, data_root: str) -> dict:
                 **{k.split('/', 1)[1]: v for k, v in metrics.items()})
 
 
-def markdown(results, args, summary) -> str:
+def markdown(results, args, num_val) -> str:
     from mlla_mm.models.layers import PAPER_ROWS
-    lines = ['**' + BANNER.format(iters=args.iters, batch=args.batch,
-                                 val=summary.get('splits', {}).get('val2017', {})
-                                 .get('images', '?')) + '**', '',
+    lines = ['**' + BANNER.format(iters=args.iters, batch=args.batch, val=num_val) + '**', '',
              f'Machine: {platform.machine()}, {os.cpu_count()} CPU cores, '
              f'{args.threads} torch thread(s); scan backend {args.kernel_backend!r}.', '',
              '| row | paper IN-1k top-1 | bbox mAP | bbox mAP@50 | segm mAP | segm mAP@50 '
@@ -152,16 +154,20 @@ def markdown(results, args, summary) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mlla_mm.datasets import demo_data
     data_root = osp.join(ROOT, args.data_root) if not osp.isabs(args.data_root) else args.data_root
-    summary = demo_data.generate_coco_instance(data_root, seed=args.seed)
-    print(f'[ablation] data at {data_root}', flush=True)
+    val_ann = osp.join(data_root, 'annotations', 'instances_val2017.json')
+    if not osp.isfile(val_ann):
+        from mlla_mm.datasets import demo_data
+        demo_data.generate_coco_instance(data_root)
+    with open(val_ann) as f:
+        num_val = len(json.load(f)['images'])
+    print(f'[ablation] data at {data_root} ({num_val} validation images)', flush=True)
     os.makedirs(args.work_dir, exist_ok=True)
     results = []
     for row in args.rows:
         results.append(run_row(args, row, data_root))
         print(f'[ablation] {results[-1]}', flush=True)
-    table = markdown(results, args, summary)
+    table = markdown(results, args, num_val)
     with open(osp.join(args.work_dir, 'ablation.md'), 'w') as f:
         f.write(table)
     with open(osp.join(args.work_dir, 'ablation.json'), 'w') as f:

@@ -110,8 +110,6 @@ class UnifiedDesign:
     scan_order: str = 'row'
     feature_map: str = 'elu'
 
-    SWITCHES = ('input_gate', 'forget_gate', 'shortcut', 'normalize', 'multi_head', 'block')
-
     def __post_init__(self):
         for name in ('input_gate', 'forget_gate', 'shortcut', 'normalize', 'multi_head'):
             value = getattr(self, name)
@@ -258,8 +256,7 @@ def scan_routes(order: str, hw_shape: Tuple[int, int], device=None) -> Optional[
     for the plain row-major order (no reordering needed).
 
     ``'row_bidirectional'``: row-major, then reversed. ``'cross'``: row-major, column-major
-    (index w*h + ... i.e. down each column first), reversed row-major, reversed column-major
-    (VMamba v2's route order).
+    (down each column, then the next column), both reversed -- VMamba v2's route order.
     """
     _check_choice('scan_order', order, SCAN_ORDERS)
     if order == 'row':
