@@ -320,12 +320,11 @@ def test_rope_rotates_numerator_queries_keys_as_mlla():
         assert _rel_err(mixer(x, HW), official(x, HW)) <= TOL
         tables = rope_2d_tables(HW, 8)
         q, k = mixer.queries_keys(x)
-        plain = dataclasses.replace(mixer.design, pos_encodings=())
         no_rope = mixer.parallel(q, k, x, q, k)
         rotated = mixer.parallel(q, k, x, apply_rope_2d(q, tables), apply_rope_2d(k, tables))
         lepe = mixer.lepe(x.transpose(1, 2).reshape(2, 8, *HW)).flatten(2).transpose(1, 2)
         assert _rel_err(mixer(x, HW), rotated + lepe) <= TOL
-        assert not torch.allclose(no_rope, rotated) and plain.pos_encodings == ()
+        assert _rel_err(no_rope, rotated) > 1e-3      # RoPE does change the output
 
 
 # -- blocks, backends ---------------------------------------------------------------------

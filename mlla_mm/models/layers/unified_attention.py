@@ -146,9 +146,6 @@ class UnifiedDesign:
         """Whether the mixer projects its own values (only in the Transformer block)."""
         return self.block == 'transformer'
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def changes_from(self, other: 'UnifiedDesign') -> Dict[str, Tuple[Any, Any]]:
         """``{field: (other's value, this value)}`` for every field that differs."""
         return {f.name: (getattr(other, f.name), getattr(self, f.name))
@@ -181,8 +178,6 @@ class UnifiedDesign:
             if unknown:
                 raise ValueError(f'unknown design fields {unknown}; a design dict takes '
                                  f'{names} (and optionally preset=...)')
-            if 'pos_encodings' in settings and isinstance(settings['pos_encodings'], list):
-                settings['pos_encodings'] = tuple(settings['pos_encodings'])
             return dataclasses.replace(base, **settings)
         raise TypeError('design must be a preset name, a dict or a UnifiedDesign, got '
                         f'{type(design).__name__}')
