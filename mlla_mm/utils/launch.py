@@ -12,14 +12,15 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
-SCOPES = ('mmdet', 'mmseg')
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
 def codebase_of(cfg: Config) -> str:
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
-        raise ValueError(f'config default_scope is {scope!r}; tools/ run detection (mmdet) '
-                         f'or segmentation (mmseg) configs: set default_scope to one of {SCOPES}')
+        raise ValueError(f'config default_scope is {scope!r}; tools/ run detection (mmdet), '
+                         'segmentation (mmseg) or classification (mmpretrain) configs: set '
+                         f'default_scope to one of {SCOPES}')
     return scope
 
 

@@ -3,7 +3,7 @@ import importlib
 
 __all__ = []
 for _name, _cls in (('mlla', 'MLLA'), ('vmamba', 'VMamba'), ('vim', 'Vim'),
-                    ('mambaout', 'MambaOut')):
+                    ('mambaout', 'MambaOut'), ('demystify', 'DemystifyNet')):
     try:
         _mod = importlib.import_module(f'.{_name}', __name__)
     except ModuleNotFoundError as _err:  # family not written yet

@@ -12,3 +12,7 @@ from .rmsnorm import RMSNorm  # noqa: E402
 from .simple_pyramid import SimplePyramid, pyramid_branches  # noqa: E402
 
 __all__ += ['BiMambaMixer', 'RMSNorm', 'SimplePyramid', 'pyramid_branches']
+from .unified_attention import (DESIGN_PRESETS, PAPER_ROWS, UnifiedDesign,  # noqa: E402
+                                UnifiedLinearAttention)
+
+__all__ += ['DESIGN_PRESETS', 'PAPER_ROWS', 'UnifiedDesign', 'UnifiedLinearAttention']

@@ -1,0 +1,14 @@
+# Mask R-CNN + FPN, COCO 1x, DemystifyNet-T, design 'mamba':
+# all six of Mamba's designs, with Mamba's plain B/C projections.
+# Not a row of the paper's tables: no published ImageNet top-1 on this macro
+# architecture.
+# No dense result is published. Backbone weights: train
+# configs/demystify/imagenet_demystify_t_mamba.py with mmpretrain and save
+# its checkpoint as checkpoints/demystify_t_mamba_in1k.pth
+# (or --cfg-options model.backbone.init_cfg=None to start from scratch).
+_base_ = ['./_base_/mask_rcnn_demystify_t.py']
+model = dict(
+    backbone=dict(
+        design='mamba',
+        init_cfg=dict(type='Pretrained', prefix='backbone.',
+                      checkpoint='checkpoints/demystify_t_mamba_in1k.pth')))

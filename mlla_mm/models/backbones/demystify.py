@@ -1,0 +1,405 @@
+"""The ablation models of "Demystify Mamba in Vision" (Han et al., NeurIPS 2024), for dense tasks.
+
+The paper (Sec. 5.1) takes Swin-T, replaces its window softmax attention by global linear
+attention -- the baseline -- and changes one of Mamba's six designs at a time (Tab. 1), or adds
+a positional encoding instead of the forget gate (Tab. 2). That code was never released.
+:class:`DemystifyNet` is that model family: Swin-T's macro architecture (4x4 patch embedding,
+widths 96-192-384-768, depths 2-2-6-2, heads 3-6-12-24, patch merging), every token mixer a
+:class:`~mlla_mm.models.layers.UnifiedLinearAttention` set by one
+:class:`~mlla_mm.models.layers.UnifiedDesign` (``design='forget_gate'``, ``'mamba'``, ...),
+in the block the design names, with four NCHW outputs at strides 4-32 for mmdet/mmseg and
+mmpretrain (``out_indices=(3,)`` + global pooling for ImageNet).
+"""
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from torch import nn
+
+from ...registry import register_model
+from ..layers import DropPath, rope_2d_tables, stochastic_depth_rates
+from ..layers.unified_attention import KERNEL_BACKENDS, UnifiedDesign, UnifiedLinearAttention
+from .base import DenseBackbone, resolve_arch
+from .mlla import MLLAFFN, _map_to_tokens, _tokens_to_map
+
+HWShape = Tuple[int, int]
+
+
+class _DepthwiseResidual(nn.Conv2d):
+    """CPE: ``x + dwconv3x3(x)`` on tokens (Chu et al.; MLLA's ``cpe1``/``cpe2``)."""
+
+    def __init__(self, dims: int):
+        super().__init__(dims, dims, 3, padding=1, groups=dims)
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
+        return x + _map_to_tokens(super().forward(_tokens_to_map(x, hw_shape)))
+
+
+class LinearAttentionBlock(BaseModule):
+    """The Transformer block (paper Fig. 3a) on row-major tokens ``(B, h*w, C)``::
+
+        x = x + cpe1(x)                                   (CPE only)
+        x = x + drop_path(proj(mixer(LN1 x)))
+        x = x + cpe2(x)                                   (CPE only)
+        x = x + drop_path(mlp(LN2 x))
+
+    Args:
+        dims (int): channels.
+        num_heads (int): heads of the mixer (if the design is multi-head).
+        design (UnifiedDesign): the design (``block='transformer'``).
+        d_state (int): query/key channels of a single head.
+        mlp_ratio (float): MLP hidden/in channels.
+        qkv_bias (bool): bias of the query/key/value projections.
+        drop_path_rate (float): stochastic depth of both residual branches.
+        kernel_backend (str): scan backend for the forget gate.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, dims: int, num_heads: int, design: UnifiedDesign, d_state: int = 16,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.0,
+                 kernel_backend: str = 'auto', init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        with_cpe = 'cpe' in design.pos_encodings
+        self.cpe1 = _DepthwiseResidual(dims) if with_cpe else None
+        self.norm1 = nn.LayerNorm(dims)
+        self.attn = UnifiedLinearAttention(dims, num_heads, design, d_state=d_state,
+                                           qkv_bias=qkv_bias, kernel_backend=kernel_backend)
+        self.proj = nn.Linear(dims, dims)
+        self.drop_path = DropPath(drop_path_rate)
+        self.cpe2 = _DepthwiseResidual(dims) if with_cpe else None
+        self.norm2 = nn.LayerNorm(dims)
+        self.mlp = MLLAFFN(dims, int(dims * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
+        if self.cpe1 is not None:
+            x = self.cpe1(x, hw_shape)
+        x = x + self.drop_path(self.proj(self.attn(self.norm1(x), hw_shape, rope_tables)))
+        if self.cpe2 is not None:
+            x = self.cpe2(x, hw_shape)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class MambaBlock(BaseModule):
+    """Mamba's block design (Fig. 3b) with the unified mixer in place of the SSM; with
+    ``with_mlp`` also the MLP sub-block after it (Fig. 3c, MILA's block)::
+
+        x = x + cpe1(x)                                   (CPE only)
+        x = x + drop_path(out_proj(mixer(SiLU(dwc(in_proj(LN1 x)))) * SiLU(act_proj(LN1 x))))
+        x = x + cpe2(x); x = x + drop_path(mlp(LN2 x))    (with_mlp only; cpe2 with CPE)
+
+    ``in_proj``/``act_proj`` widen C to E*C (E = 2 for Mamba's block, 1 for MILA's), ``dwc``
+    is a depthwise 3x3 conv (the 2-D stand-in for Mamba's causal conv1d). Parameter names are
+    MLLA's, so with the 'mlla' design an official MLLA block's weights load unchanged.
+
+    Args:
+        dims (int): channels C.
+        num_heads (int): heads of the mixer (on E*C channels).
+        design (UnifiedDesign): the design (``block='mamba'`` or ``'mamba_mlp'``).
+        d_state (int): query/key channels of a single head.
+        mlp_ratio (float): MLP hidden/in channels (with_mlp).
+        qkv_bias (bool): bias of the query/key projection.
+        drop_path_rate (float): stochastic depth of the residual branches.
+        kernel_backend (str): scan backend for the forget gate.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, dims: int, num_heads: int, design: UnifiedDesign, d_state: int = 16,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.0,
+                 kernel_backend: str = 'auto', init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        inner = int(round(design.expansion * dims))
+        with_cpe = 'cpe' in design.pos_encodings
+        self.with_mlp = design.block == 'mamba_mlp'
+        self.cpe1 = _DepthwiseResidual(dims) if with_cpe else None
+        self.norm1 = nn.LayerNorm(dims)
+        self.in_proj = nn.Linear(dims, inner)
+        self.act_proj = nn.Linear(dims, inner)
+        self.dwc = nn.Conv2d(inner, inner, 3, padding=1, groups=inner)
+        self.act = nn.SiLU()
+        self.attn = UnifiedLinearAttention(inner, num_heads, design, d_state=d_state,
+                                           qkv_bias=qkv_bias, kernel_backend=kernel_backend)
+        self.out_proj = nn.Linear(inner, dims)
+        self.drop_path = DropPath(drop_path_rate)
+        if self.with_mlp:
+            self.cpe2 = _DepthwiseResidual(dims) if with_cpe else None
+            self.norm2 = nn.LayerNorm(dims)
+            self.mlp = MLLAFFN(dims, int(dims * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
+        if self.cpe1 is not None:
+            x = self.cpe1(x, hw_shape)
+        u = self.norm1(x)
+        gate = self.act(self.act_proj(u))
+        u = self.act(self.dwc(_tokens_to_map(self.in_proj(u), hw_shape)))
+        u = self.attn(_map_to_tokens(u), hw_shape, rope_tables)
+        x = x + self.drop_path(self.out_proj(u * gate))
+        if not self.with_mlp:
+            return x
+        if self.cpe2 is not None:
+            x = self.cpe2(x, hw_shape)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+BLOCKS = {'transformer': LinearAttentionBlock, 'mamba': MambaBlock, 'mamba_mlp': MambaBlock}
+
+
+class PatchEmbed(BaseModule):
+    """Swin's stem: ``proj`` conv (k = stride = patch) then ``norm`` (LayerNorm).
+
+    The image is zero-padded right/bottom to a multiple of the patch size (as mmdet's Swin).
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int = 4,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, C, ceil(H/p), ceil(W/p))."""
+        h, w = x.shape[-2:]
+        p = self.patch_size
+        x = self.proj(F.pad(x, (0, -w % p, 0, -h % p)))
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class PatchMerging(BaseModule):
+    """Swin's downsampling: each 2x2 neighbourhood concatenated (4C), ``norm``, then a linear
+    ``reduction`` to 2C (no bias). An odd grid is zero-padded right/bottom first.
+    """
+
+    def __init__(self, dims: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.norm = nn.LayerNorm(4 * dims)
+        self.reduction = nn.Linear(4 * dims, 2 * dims, bias=False)
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
+        h, w = hw_shape
+        x = F.pad(_tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
+        x = F.pixel_unshuffle(x, 2)                       # (B, 4C, h/2, w/2)
+        out_hw = (x.shape[2], x.shape[3])
+        return self.reduction(self.norm(_map_to_tokens(x))), out_hw
+
+
+class DemystifyStage(BaseModule):
+    """``depth`` blocks of one design at one resolution, then an optional :class:`PatchMerging`.
+
+    Args:
+        dims (int): channels.
+        depth (int): number of blocks.
+        num_heads (int): mixer heads.
+        design (UnifiedDesign): the design of every block.
+        d_state (int): single-head query/key channels.
+        mlp_ratio (float): MLP hidden/in channels.
+        qkv_bias (bool): query/key/value projection bias.
+        drop_path_rates (sequence of float): one stochastic depth rate per block.
+        with_downsample (bool): end with a patch merging.
+        with_cp (bool): gradient checkpointing per block (when grad is on).
+        kernel_backend (str): scan backend for the forget gate.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, dims: int, depth: int, num_heads: int, design: UnifiedDesign,
+                 d_state: int = 16, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path_rates: Sequence[float] = (), with_downsample: bool = True,
+                 with_cp: bool = False, kernel_backend: str = 'auto',
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        rates = list(drop_path_rates) or [0.0] * depth
+        block = BLOCKS[design.block]
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList([
+            block(dims, num_heads, design, d_state=d_state, mlp_ratio=mlp_ratio,
+                  qkv_bias=qkv_bias, drop_path_rate=rates[j], kernel_backend=kernel_backend)
+            for j in range(depth)])
+        self.downsample = PatchMerging(dims) if with_downsample else None
+
+    def forward(self, x: torch.Tensor, hw_shape: HWShape):
+        """Returns ``(stage_out, stage_hw, next_in, next_hw)``; next_* are downsampled."""
+        rope_tables = None
+        if self.blocks and 'rope' in self.blocks[0].attn.design.pos_encodings:
+            # One table per stage and forward, for the actual grid (never cached).
+            rope_tables = rope_2d_tables(hw_shape, self.blocks[0].attn.key_dims,
+                                         device=x.device)
+        for block in self.blocks:
+            if self.with_cp and torch.is_grad_enabled():
+                x = cp.checkpoint(block, x, hw_shape, rope_tables, use_reentrant=False)
+            else:
+                x = block(x, hw_shape, rope_tables)
+        if self.downsample is None:
+            return x, hw_shape, x, hw_shape
+        x_down, down_hw = self.downsample(x, hw_shape)
+        return x, hw_shape, x_down, down_hw
+
+
+@register_model()
+class DemystifyNet(DenseBackbone):
+    """The paper's ablation models: Swin-T's macro architecture with global linear attention
+    and any mix of Mamba's six designs; one NCHW map per stage (strides 4, 8, 16, 32).
+
+    ``design`` picks the paper's row (:data:`~mlla_mm.models.layers.DESIGN_PRESETS`):
+    ``'linear_attention'`` (the baseline), ``'input_gate'``, ``'forget_gate'``, ``'shortcut'``,
+    ``'no_normalization'``, ``'single_head'``, ``'block_design_all'``, ``'block_design_sub'``
+    (Tab. 1), ``'ape'``, ``'lepe'``, ``'cpe'``, ``'rope'`` (Tab. 2), ``'mamba'`` (all six)
+    and ``'mlla'`` (block sub. + LePE + CPE + RoPE); or a dict of
+    :class:`~mlla_mm.models.layers.UnifiedDesign` fields, e.g.
+    ``dict(preset='mlla', forget_gate=True, scan_order='cross')``.
+
+    Any input size works (padding to the patch size and to even grids; APE and RoPE follow the
+    actual grid). No official weights exist; ``configs/demystify/imagenet_*`` train them with
+    mmpretrain, and the dense configs start from those (``prefix='backbone.'``).
+
+    Args:
+        arch (str | dict): ``'tiny'``/``'t'`` (Swin-T: embed_dims 96, depths [2, 2, 6, 2],
+            num_heads [3, 6, 12, 24]) or a dict with ``embed_dims``, ``depths``,
+            ``num_heads`` (optionally ``preset`` plus overrides). Stage i has
+            ``embed_dims * 2**i`` channels.
+        design (str | dict | UnifiedDesign): the design of every block. Default: the
+            linear-attention baseline.
+        in_channels (int): image channels.
+        patch_size (int): stride of the stem.
+        mlp_ratio (float): MLP hidden/in channels.
+        qkv_bias (bool): bias of the query/key/value projections.
+        d_state (int): query/key channels of the single head (``multi_head=False``;
+            Mamba's N). Default: 16.
+        drop_path_rate (float): stochastic depth of the last block, linear from 0 (Swin-T:
+            0.2 on ImageNet and COCO, 0.3 on ADE20K).
+        pretrain_img_size (int): image size the APE table is made for (224); it is
+            bicubic-resized to other grids.
+        out_indices (sequence of int): stages whose outputs are returned, each through its
+            own LayerNorm ``norm{i}``.
+        frozen_stages (int): -1 none; 0 the stem (and APE); i >= 1 the stem and stages
+            0..i-1 (blocks, downsampling, output norms).
+        norm_eval (bool): keep BatchNorms in eval mode (the model has none; kept for the
+            common interface).
+        with_cp (bool): gradient checkpointing per block.
+        kernel_backend (str): backend of the forget gate's scan ('auto', 'naive', 'torch',
+            'triton').
+        init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH,
+            prefix='backbone.')`` for a checkpoint of ``configs/demystify/imagenet_*``.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(('t', 'tiny'), dict(embed_dims=96, depths=[2, 2, 6, 2],
+                                            num_heads=[3, 6, 12, 24])),
+    }
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 design: Union[str, Mapping, UnifiedDesign] = 'linear_attention',
+                 in_channels: int = 3,
+                 patch_size: int = 4,
+                 mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True,
+                 d_state: int = 16,
+                 drop_path_rate: float = 0.2,
+                 pretrain_img_size: int = 224,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 kernel_backend: str = 'auto',
+                 init_cfg: Optional[Union[dict, list]] = None):
+        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, init_cfg=init_cfg)
+        name = type(self).__name__
+        settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, name)
+        unknown = set(settings) - set(self.arch_keys)
+        if unknown:
+            raise ValueError(f'{name}: unknown arch keys {sorted(unknown)}; an arch dict takes '
+                             f'{list(self.arch_keys)} (and optionally preset=...)')
+        embed_dims = int(settings['embed_dims'])
+        depths = [int(d) for d in settings['depths']]
+        num_heads = [int(n) for n in settings['num_heads']]
+        if len(depths) != len(num_heads) or not depths:
+            raise ValueError(f'{name}: depths {depths} and num_heads {num_heads} must be '
+                             'non-empty lists of the same length (one entry per stage)')
+        if kernel_backend not in KERNEL_BACKENDS:
+            raise ValueError(f'{name}: kernel_backend must be one of {KERNEL_BACKENDS}, '
+                             f'got {kernel_backend!r}')
+        self.design = UnifiedDesign.build(design)
+        self.num_stages = len(depths)
+        self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
+        self._check_out_indices(self.num_stages)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'{name}: frozen_stages must be in [-1, {self.num_stages}] '
+                             f'(-1 none, 0 stem, i stem + stages 0..i-1), got {frozen_stages}')
+        self.in_channels = in_channels
+        self.embed_dims = embed_dims
+        self.depths = depths
+        self.num_heads = num_heads
+        self.with_cp = with_cp
+        self.kernel_backend = kernel_backend
+
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size)
+        if 'ape' in self.design.pos_encodings:
+            grid = pretrain_img_size // patch_size
+            self.absolute_pos_embed = nn.Parameter(torch.zeros(1, embed_dims, grid, grid))
+        else:
+            self.absolute_pos_embed = None
+        rates = stochastic_depth_rates(drop_path_rate, depths)
+        self.layers = nn.ModuleList([
+            DemystifyStage(self.num_features[i], depths[i], num_heads[i], self.design,
+                           d_state=d_state, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                           drop_path_rates=rates[i], with_downsample=i < self.num_stages - 1,
+                           with_cp=with_cp, kernel_backend=kernel_backend)
+            for i in range(self.num_stages)])
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+
+        self._init_default_weights()
+        self._freeze_stages()
+
+    def _init_default_weights(self) -> None:
+        # Swin's init: truncated normal (std 0.02, cut at +-2 -- never reached, so a clamped
+        # normal) for linear layers, unit LayerNorms; then Mamba's init of the gates.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                with torch.no_grad():
+                    m.weight.normal_(std=0.02).clamp_(-2.0, 2.0)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, UnifiedLinearAttention):
+                m.reset_gate_parameters()
+        if self.absolute_pos_embed is not None:
+            with torch.no_grad():
+                self.absolute_pos_embed.normal_(std=0.02).clamp_(-2.0, 2.0)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            self._freeze(self.patch_embed)
+            if self.absolute_pos_embed is not None:
+                self.absolute_pos_embed.requires_grad = False
+        for i in range(max(self.frozen_stages, 0)):
+            self._freeze(self.layers[i])
+            if i in self.out_indices:
+                self._freeze(getattr(self, f'norm{i}'))
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Images ``(B, in_channels, H, W)`` -> ``(B, C_i, H_i, W_i)`` per ``out_indices``."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__} expects images of shape '
+                             f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')
+        x = self.patch_embed(x)
+        hw_shape = (x.shape[2], x.shape[3])
+        if self.absolute_pos_embed is not None:
+            ape = self.absolute_pos_embed
+            if ape.shape[2:] != hw_shape:
+                ape = F.interpolate(ape, size=hw_shape, mode='bicubic', align_corners=False)
+            x = x + ape
+        x = _map_to_tokens(x)
+        outs: List[torch.Tensor] = []
+        for i, stage in enumerate(self.layers):
+            out, out_hw, x, hw_shape = stage(x, hw_shape)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(out)
+                outs.append(_tokens_to_map(out, out_hw).contiguous())
+        return tuple(outs)
