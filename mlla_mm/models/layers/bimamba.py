@@ -23,6 +23,8 @@ from torch import nn
 
 from mlla_kernels import BACKENDS, bidirectional_selective_scan
 
+from .common import recompute_in_backward
+
 KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
 
 
@@ -117,6 +119,9 @@ class BiMambaMixer(nn.Module):
         out = out[..., k - 1:] if backward else out[..., :length]
         return out.squeeze(2).transpose(1, 2)
 
+    def _conv_silu(self, x: torch.Tensor, backward: bool) -> torch.Tensor:
+        return F.silu(self._conv(x, self.conv1d_b if backward else self.conv1d, backward))
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C).
 
@@ -132,8 +137,8 @@ class BiMambaMixer(nn.Module):
         # x and z as two GEMMs: each comes out contiguous (no strided half of one output)
         x = F.linear(hidden, weight[:di], None if bias is None else bias[:di])
         z = F.linear(hidden, weight[di:], None if bias is None else bias[di:])
-        u = torch.stack([F.silu(self._conv(x, self.conv1d, False)),
-                         F.silu(self._conv(x, self.conv1d_b, True))], 1)   # (B, 2, L, Di)
+        u = torch.stack([recompute_in_backward(self._conv_silu, x, backward)
+                         for backward in (False, True)], 1)                 # (B, 2, L, Di)
         x_dbl = torch.matmul(u, torch.stack([self.x_proj.weight, self.x_proj_b.weight])
                              .transpose(1, 2))                              # (B, 2, L, R+2N)
         dt, B, C = x_dbl.split([r, n, n], dim=-1)

@@ -2,6 +2,7 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
@@ -35,6 +36,19 @@ class LayerNorm2d(nn.LayerNorm):
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
+
+
+def recompute_in_backward(fn, *args):
+    """``fn(*args)``, keeping only its inputs for backward and recomputing it there.
+
+    For cheap elementwise/depthwise steps (a depthwise conv + activation) whose outputs would
+    otherwise be kept by autograd: costs one recomputation, saves their activations. Plain call
+    when no gradient is being recorded. ``fn`` must be deterministic (no dropout).
+    """
+    if not torch.is_grad_enabled() or not any(
+            isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        return fn(*args)
+    return checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=False)
 
 
 def stochastic_depth_rates(drop_path_rate: float, depths) -> list:

@@ -14,7 +14,7 @@ from torch import nn
 
 from mlla_kernels import BACKENDS, cross_scan_selective_scan
 
-from .common import LayerNorm2d
+from .common import LayerNorm2d, recompute_in_backward
 
 KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
 
@@ -151,6 +151,9 @@ class SS2D(BaseModule):
         self.Ds.fill_(1.0)
         self.out_norm.reset_parameters()
 
+    def _conv_act(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2d(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W), in x's memory format.
 
@@ -161,7 +164,8 @@ class SS2D(BaseModule):
         """
         batch, _, height, width = x.shape
         k, r, n = self.directions, self.dt_rank, self.d_state
-        u = self.act(self.conv2d(self.in_proj(x)))                      # (B, Di, H, W)
+        # conv + SiLU are recomputed in backward (cheap) instead of keeping the conv output
+        u = recompute_in_backward(self._conv_act, self.in_proj(x))      # (B, Di, H, W)
         # x_proj and dt_proj act per pixel: one GEMM each over (pixels, channels),
         # computed once in pixel layout; the kernel reads them along each route.
         pixels = u.permute(0, 2, 3, 1).reshape(batch, height * width, self.d_inner)

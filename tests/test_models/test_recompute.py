@@ -1,0 +1,53 @@
+"""recompute_in_backward: same values and gradients, fewer activations kept for backward."""
+import torch
+import torch.nn.functional as F
+
+from mlla_mm.models.layers.bimamba import BiMambaMixer
+from mlla_mm.models.layers.common import recompute_in_backward
+
+
+def saved_bytes(fn):
+    """Bytes autograd keeps for backward while running fn()."""
+    total = []
+
+    def pack(t):
+        total.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(total)
+
+
+def test_same_values_and_gradients_and_less_kept():
+    weight = torch.randn(8, 1, 3, 3, requires_grad=True)
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+
+    def conv_silu(t):
+        return F.silu(F.conv2d(t, weight, padding=1, groups=8))
+
+    plain, plain_bytes = saved_bytes(lambda: conv_silu(x))
+    recomputed, recomputed_bytes = saved_bytes(lambda: recompute_in_backward(conv_silu, x))
+    assert torch.equal(plain, recomputed)
+    grads = [torch.autograd.grad(y.square().sum(), (x, weight)) for y in (plain, recomputed)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert recomputed_bytes <= plain_bytes - x.numel() * 4   # the conv output is not kept
+
+
+def test_plain_call_without_grad():
+    x = torch.randn(3)
+    with torch.no_grad():
+        assert torch.equal(recompute_in_backward(torch.sin, x), torch.sin(x))
+
+
+def test_vim_mixer_keeps_less_for_backward(monkeypatch):
+    """The bidirectional mixer no longer keeps its two conv outputs for backward."""
+    from mlla_mm.models.layers import bimamba
+    mixer = BiMambaMixer(16, d_state=4)
+    tokens = torch.randn(1, 40, 16, requires_grad=True)
+    _, kept = saved_bytes(lambda: mixer(tokens))
+    monkeypatch.setattr(bimamba, 'recompute_in_backward', lambda fn, *args: fn(*args))
+    _, kept_plain = saved_bytes(lambda: mixer(tokens))
+    conv_output = (40 + mixer.d_conv - 1) * mixer.d_inner * 4
+    assert kept_plain - kept >= 2 * conv_output
