@@ -37,6 +37,10 @@ class VerifyError(RuntimeError):
     """A downloaded file is not a usable checkpoint of its backbone."""
 
 
+class BackboneNotAvailable(VerifyError):
+    """The file's backbone type is not registered here, so it cannot be verified."""
+
+
 class _Interrupted(Exception):
     """The connection ended before the whole file arrived (resumable)."""
 
@@ -187,7 +191,7 @@ def build_trunk(entry: OfficialCheckpoint):
     from ..registry import registered
     if MODELS.get(entry.backbone) is None:
         ours = sorted(c.__name__ for c in registered('MODELS'))
-        raise VerifyError(
+        raise BackboneNotAvailable(
             f'{entry.file}: cannot verify -- backbone type {entry.backbone!r} is not registered '
             f'in this installation of mlla_mm (it has {ours}). Update mlla-mm to a version that '
             'provides it, or pass --no-verify to keep the file unverified.')
@@ -307,12 +311,12 @@ def fetch(entry: OfficialCheckpoint, folder: str = 'checkpoints', url: Optional[
     if verify_file:
         try:
             verify(part, entry)
+        except BackboneNotAvailable as err:
+            # the file may well be fine: keep it, unverified, and say so
+            os.replace(part, final)
+            _record(folder, entry, final, url, digest, False, note=str(err))
+            raise
         except VerifyError as err:
-            if 'is not registered' in str(err):
-                # the file may well be fine: keep it, unverified, and say so
-                os.replace(part, final)
-                _record(folder, entry, final, url, digest, False, note=str(err))
-                raise
             os.remove(part)   # a bad download must not be resumed or used
             raise VerifyError(f'{err} (downloaded from {url}, sha256 {digest}; the file was '
                               'deleted)') from err

@@ -210,7 +210,7 @@ def test_server_error_leaves_nothing(server, tmp_path):
 
 def test_unregistered_backbone_is_kept_unverified(server, tmp_path):
     entry = _serve(server, 'future.pth', _official_mlla(), backbone='NoSuchNet', arch='tiny')
-    with pytest.raises(dl.VerifyError, match=r"future\.pth: cannot verify -- backbone type "
+    with pytest.raises(dl.BackboneNotAvailable, match=r"future\.pth: cannot verify -- backbone type "
                        r"'NoSuchNet' is not registered"):
         _fetch(entry, tmp_path)
     manifest = json.loads((tmp_path / dl.MANIFEST).read_text())
