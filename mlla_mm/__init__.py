@@ -2,11 +2,15 @@
 
 Importing this package applies the compatibility shims (:mod:`mlla_mm.compat`)
 and registers every model into the registries of mmengine and of whichever of
-mmdet, mmseg and mmpretrain are installed.
+mmdet, mmseg and mmpretrain are installed, and lets configs name ours as
+``mlla_mm::NAME.py`` (:mod:`mlla_mm.utils.package_configs`).
 """
 from . import compat  # noqa: F401  (applies shims on import)
 from . import models  # noqa: F401  (registers backbones)
 from . import engine  # noqa: F401  (registers optimizer constructors)
 from . import datasets  # noqa: F401  (demo data generator; numpy only)
+from .utils import package_configs
+
+package_configs.install()  # `_base_ = ['mlla_mm::...']`, Config.fromfile('mlla_mm::...')
 
 __version__ = '0.1.0'

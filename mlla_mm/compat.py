@@ -23,6 +23,11 @@ tools get them too through ``custom_imports``), and is covered by
 5. mmengine writes checkpoints (and ``last_checkpoint``) in place, so a crash or a
    full disk mid-write leaves a truncated file that ``--resume`` then chokes on.
    Local writes now go to a temporary file in the same folder, then ``os.replace``.
+6. mmcv's CPU kernels (``nms``, ``RoIAlign``) have no bfloat16 path ("expected scalar type
+   Float but found BFloat16"), so Mask R-CNN died under CPU autocast (``--amp`` without a
+   GPU). Under CPU autocast their inputs are now cast to float32. Applied by
+   :class:`~mlla_mm.engine.AutocastOptimWrapper` when built (importing ``mmcv.ops`` here
+   would slow down ``import mlla_mm`` and require mmcv).
 """
 import collections
 import functools
@@ -134,6 +139,12 @@ def patch_syncbn_for_cpu() -> None:
     Runner.wrap_model = wrap_model
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def patch_atomic_local_writes() -> None:
     """Shim 5: local files (checkpoints) are written to a temp file, then renamed."""
     from mmengine.fileio.backends.local_backend import LocalBackend
@@ -148,6 +159,7 @@ def patch_atomic_local_writes() -> None:
         folder = os.path.dirname(os.path.abspath(filepath))
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(filepath))
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it 0600; a plain open() would not
         try:
             with os.fdopen(fd, 'wb') as f:
                 f.write(obj)
@@ -161,6 +173,53 @@ def patch_atomic_local_writes() -> None:
 
     put._mlla_mm_patched = True
     LocalBackend.put = put
+
+
+def _float32_under_cpu_autocast(fn):
+    """``fn`` computed in float32 (autocast off) while CPU autocast is on; its floating
+    outputs are given back in the dtype of its first floating input."""
+    if getattr(fn, '_mlla_mm_patched', False):
+        return fn
+
+    def cast(value, dtype):
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.to(dtype)
+        if isinstance(value, (tuple, list)):
+            return type(value)(cast(v, dtype) for v in value)
+        return value
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not torch.is_autocast_enabled('cpu'):
+            return fn(*args, **kwargs)
+        floats = [a for a in (*args, *kwargs.values())
+                  if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        if not floats or all(a.dtype == torch.float32 for a in floats):
+            with torch.autocast('cpu', enabled=False):
+                return fn(*args, **kwargs)
+        with torch.autocast('cpu', enabled=False):
+            out = fn(*[cast(a, torch.float32) for a in args],
+                     **{k: cast(v, torch.float32) for k, v in kwargs.items()})
+        return cast(out, floats[0].dtype)
+
+    wrapper._mlla_mm_patched = True
+    return wrapper
+
+
+def patch_mmcv_ops_for_cpu_autocast() -> bool:
+    """Shim 6: mmcv's nms and RoIAlign run in float32 under CPU autocast. False without mmcv ops."""
+    import importlib
+    try:
+        nms_module = importlib.import_module('mmcv.ops.nms')
+        roi_align_module = importlib.import_module('mmcv.ops.roi_align')
+    except Exception:  # mmcv not installed, or built without ops
+        return False
+    # batched_nms looks `nms` up in its module at call time, so patching the module global
+    # covers every caller; mmdet's RoI extractors call RoIAlign modules.
+    nms_module.nms = _float32_under_cpu_autocast(nms_module.nms)
+    roi_align_module.RoIAlign.forward = _float32_under_cpu_autocast(
+        roi_align_module.RoIAlign.forward)
+    return True
 
 
 def apply() -> None:

@@ -62,6 +62,7 @@ def _decorator(kind: str) -> Callable:
 
 register_model = _decorator('MODELS')
 register_optim_wrapper_constructor = _decorator('OPTIM_WRAPPER_CONSTRUCTORS')
+register_optim_wrapper = _decorator('OPTIM_WRAPPERS')
 
 
 def registered(kind: str = 'MODELS') -> List[type]:

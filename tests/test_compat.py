@@ -106,6 +106,9 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     target = tmp_path / 'epoch_1.pth'
     LocalBackend().put(b'complete', target)
     assert target.read_bytes() == b'complete'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask   # as open() would, not 0600
 
     def crash(*args, **kwargs):
         raise OSError('disk full')

@@ -5,7 +5,11 @@
     python tools/demo.py --task all
 
 Prints the metrics before and after training and writes them to
-``<work-dir>/demo_results.json``. Everything runs on the CPU; see README for timings.
+``<work-dir>/demo_results.json``; then draws the trained model's predictions beside the
+ground truth on a few validation images (``<work-dir>/<task>/pictures/val_*.png``, two
+of them stacked in ``predictions.jpg``) and plots the training curves
+(``training_curves.png``), printing their paths. Everything runs on the CPU; see README
+for timings. ``--data-root DIR`` runs on existing data instead of generating it.
 """
 import argparse
 import json
@@ -19,11 +23,13 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 TASKS = {
+    # evaluate during training too, for the metric curve (the configs evaluate at the end)
     'det': dict(config='configs/demo/mask_rcnn_mlla_demo.py', kind='coco',
-                data_root='data/demo_coco',
+                data_root='data/demo_coco', curve_options=['train_cfg.val_interval=1'],
                 keys=('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50')),
     'seg': dict(config='configs/demo/upernet_mlla_demo.py', kind='ade20k',
-                data_root='data/demo_ade20k', keys=('mIoU', 'aAcc', 'mAcc')),
+                data_root='data/demo_ade20k', curve_options=['train_cfg.val_interval=200'],
+                keys=('mIoU', 'aAcc', 'mAcc')),
 }
 
 
@@ -44,32 +50,69 @@ def latest_checkpoint(work_dir):
         return f.read().strip()
 
 
+def write_pictures(config, checkpoint, work_dir, data_root, metric_keys, before_training,
+                   num_images=4):
+    """Predictions beside the ground truth on ``num_images`` validation images, and the
+    training curves; returns the paths written."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DATASETS
+
+    from mlla_mm.utils import inference, visualize
+    out_dir = osp.join(work_dir, 'pictures')
+    model = inference.init_model(config, checkpoint, cfg_options=dict(data_root=data_root))
+    dataset = DATASETS.build(model.cfg.val_dataloader.dataset)
+    visualizer = visualize.make_visualizer(model, name='mlla_mm_demo')
+    written, drawn = [], []
+    for index in visualize.pick_evenly(len(dataset), num_images):
+        with torch.no_grad():
+            sample = model.test_step(pseudo_collate([dataset[index]]))[0]
+        picture = visualize.draw_sample(visualizer, inference.read_image(sample.img_path),
+                                        sample, with_gt=True)
+        stem = osp.splitext(osp.basename(sample.img_path))[0]
+        written.append(visualize.save_rgb(picture, osp.join(out_dir, f'val_{stem}.png')))
+        drawn.append(picture)
+    # two of them, one above the other: a small overview (the README's picture)
+    written.append(visualize.save_rgb(visualize.stack(drawn[:2], max_width=720),
+                                      osp.join(out_dir, 'predictions.jpg')))
+    written.append(visualize.plot_training_curves(
+        visualize.find_scalars(work_dir), osp.join(out_dir, 'training_curves.png'),
+        metric_keys=metric_keys, before_training=before_training,
+        title=f'{osp.basename(config)} on {osp.basename(data_root.rstrip("/"))}'))
+    return written
+
+
 def run_task(name, args):
     task = TASKS[name]
     config = args.config if args.config and args.task != 'all' else task['config']
     work_dir = osp.join(args.work_dir, name)
     py = sys.executable
     log = []
-    from mlla_mm.datasets import demo_data
-    t0 = time.time()
-    if task['kind'] == 'coco':
-        summary = demo_data.generate_coco_instance(osp.join(ROOT, task['data_root']),
-                                                   seed=args.seed)
+    if args.data_root:
+        data_root = osp.abspath(args.data_root)
+        print(f'[demo] using the data at {data_root}', flush=True)
     else:
-        summary = demo_data.generate_ade20k_semantic(osp.join(ROOT, task['data_root']),
-                                                     seed=args.seed)
-    print(f'[demo] data at {task["data_root"]} ({time.time() - t0:.1f} s): {summary}', flush=True)
+        from mlla_mm.datasets import demo_data
+        data_root = osp.join(ROOT, task['data_root'])
+        t0 = time.time()
+        generate = (demo_data.generate_coco_instance if task['kind'] == 'coco'
+                    else demo_data.generate_ade20k_semantic)
+        summary = generate(data_root, seed=args.seed)
+        print(f'[demo] data at {task["data_root"]} ({time.time() - t0:.1f} s): {summary}',
+              flush=True)
+    data_args = ['--data-root', data_root] if args.data_root else []
+    options = ['--cfg-options'] + args.cfg_options if args.cfg_options else []
 
     before = osp.join(work_dir, 'metrics_untrained.json')
     after = osp.join(work_dir, 'metrics_trained.json')
     run([py, 'tools/test.py', config, 'none', '--work-dir', osp.join(work_dir, 'untrained'),
-         '--metrics-out', before], log)
-    train_cmd = [py, 'tools/train.py', config, '--work-dir', work_dir]
-    if args.cfg_options:
-        train_cmd += ['--cfg-options'] + args.cfg_options
-    train_seconds = run(train_cmd, log)
-    run([py, 'tools/test.py', config, latest_checkpoint(work_dir), '--work-dir', work_dir,
-         '--metrics-out', after], log)
+         '--metrics-out', before, *data_args, *options], log)
+    train_options = ['--cfg-options'] + task['curve_options'] + (args.cfg_options or [])
+    train_seconds = run([py, 'tools/train.py', config, '--work-dir', work_dir, *data_args,
+                         *train_options], log)
+    checkpoint = latest_checkpoint(work_dir)
+    run([py, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
+         '--metrics-out', after, *data_args, *options], log)
     with open(before) as f:
         m_before = json.load(f)
     with open(after) as f:
@@ -80,8 +123,17 @@ def run_task(name, args):
     print('| metric | untrained | trained |\n|---|---|---|')
     for k, b, a in rows:
         print(f'| {k} | {b} | {a} |')
+
+    start = time.time()
+    pictures = write_pictures(config, checkpoint, work_dir, data_root, task['keys'], m_before,
+                              num_images=args.num_pictures)
+    log.append(dict(cmd='pictures', seconds=round(time.time() - start, 1)))
+    print(f'\n[demo] {name}: pictures ({time.time() - start:.0f} s; left = ground truth, '
+          'right = prediction):')
+    for path in pictures:
+        print(f'  {path}')
     return dict(config=config, train_minutes=round(train_seconds / 60, 2),
-                untrained=m_before, trained=m_after, steps=log)
+                untrained=m_before, trained=m_after, pictures=pictures, steps=log)
 
 
 def main(argv=None):
@@ -91,9 +143,16 @@ def main(argv=None):
     parser.add_argument('--config', help='demo config to use instead of the default')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--seed', type=int, default=0, help='seed of the generated data')
-    parser.add_argument('--cfg-options', nargs='+', help='passed to tools/train.py')
+    parser.add_argument('--data-root', help='run on the data in DIR (COCO layout for det, '
+                        'ADE20K layout for seg) instead of generating it')
+    parser.add_argument('--num-pictures', type=int, default=4,
+                        help='validation images drawn with their predictions (default 4)')
+    parser.add_argument('--cfg-options', nargs='+',
+                        help='passed to tools/train.py and tools/test.py')
     args = parser.parse_args(argv)
     names = ['det', 'seg'] if args.task == 'all' else [args.task]
+    if args.data_root and len(names) > 1:
+        parser.error('--data-root runs one task: pass --task det or --task seg')
     results = {name: run_task(name, args) for name in names}
     os.makedirs(args.work_dir, exist_ok=True)
     out = osp.join(args.work_dir, 'demo_results.json')

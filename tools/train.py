@@ -1,7 +1,8 @@
 """Train a detector (mmdet) or segmentor (mmseg) from any config of this repo.
 
     python tools/train.py configs/mask_rcnn_mlla_t.py [--work-dir DIR] [--resume [CKPT]]
-        [--amp] [--cfg-options k=v ...] [--data-root DIR] [--launcher pytorch]
+        [--amp [--amp-dtype bfloat16]] [--cfg-options k=v ...] [--data-root DIR]
+        [--launcher pytorch]
 
 The codebase is chosen from the config's default_scope. Without CUDA, distributed
 runs use gloo and SyncBN falls back to BN (see mlla_mm/compat.py).
@@ -19,7 +20,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector or segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: float16 + loss scaling on a GPU, '
+                        'bfloat16 autocast on a CPU')
+    parser.add_argument('--amp-dtype', choices=launch.AMP_DTYPES,
+                        help='with --amp: the autocast dtype (GPU default float16; the CPU '
+                        'takes only bfloat16)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -32,8 +38,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = launch.config_from_args(args)
+    if args.amp_dtype and not args.amp:
+        raise ValueError('--amp-dtype needs --amp')
     if args.amp:
-        launch.enable_amp(cfg)
+        launch.enable_amp(cfg, args.amp_dtype)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')

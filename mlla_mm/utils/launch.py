@@ -59,9 +59,13 @@ def build_runner(cfg: Config):
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    if not osp.isfile(path):
+    from .package_configs import is_package_config, resolve
+    if is_package_config(path):
+        path = resolve(path)
+    elif not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path!r} (configs live in configs/, '
-                                'e.g. configs/mask_rcnn_mlla_t.py)')
+                                'e.g. configs/mask_rcnn_mlla_t.py; or name one as '
+                                'mlla_mm::mask_rcnn_mlla_t.py)')
     cfg = Config.fromfile(path)
     if cfg_options:
         data_root = cfg_options.pop('data_root', None)
@@ -160,16 +164,35 @@ def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+        name = config_path.split('::')[-1]   # mlla_mm::NAME.py too
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(name))[0])
 
 
-def enable_amp(cfg: Config) -> None:
-    if not torch.cuda.is_available():
-        from mmengine.logging import print_log
-        print_log('--amp without CUDA: mixed precision runs in bfloat16 on the CPU',
-                  logger='current', level=30)
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = 'bfloat16'
+AMP_DTYPES = ('float16', 'bfloat16')
+
+
+def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
+    """``--amp [--amp-dtype D]``: mixed-precision training.
+
+    With CUDA: mmengine's ``AmpOptimWrapper`` (float16 with dynamic loss scaling, or
+    ``dtype``). Without: our ``AutocastOptimWrapper`` in bfloat16 -- mmengine's refuses
+    CPUs, and CPU float16 without loss scaling would underflow.
+    """
+    if dtype is not None and dtype not in AMP_DTYPES:
+        raise ValueError(f'--amp-dtype {dtype!r}: choose one of {AMP_DTYPES}')
+    wrapper = cfg.optim_wrapper
+    if torch.cuda.is_available():
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+        if dtype is not None:
+            wrapper.dtype = dtype
         return
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    if dtype == 'float16':
+        raise ValueError('--amp-dtype float16 needs loss scaling, which mmengine only does on '
+                         'a GPU; on the CPU --amp trains in bfloat16 (leave --amp-dtype out)')
+    from mmengine.logging import print_log
+    print_log('--amp without CUDA: training under bfloat16 autocast on the CPU '
+              '(AutocastOptimWrapper)', logger='current', level=30)
+    wrapper.type = 'AutocastOptimWrapper'
+    wrapper.pop('loss_scale', None)
+    wrapper.dtype = 'bfloat16'
