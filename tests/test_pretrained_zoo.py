@@ -53,7 +53,8 @@ def test_trunk_has_no_dense_only_modules(backbone):
     """The verification build has none of the modules ImageNet checkpoints lack."""
     small = dict(MLLA=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
                  VMamba=dict(preset='tiny', embed_dims=16, depths=[1, 1, 1, 1]),
-                 Vim=dict(embed_dims=32, depth=4))[backbone]
+                 Vim=dict(embed_dims=32, depth=4),
+                 MambaOut=dict(dims=[8, 16, 24, 32], depths=[1, 1, 1, 1]))[backbone]
     keys = MODELS.build(dict(type=backbone, arch=small, **IMAGENET_TRUNK[backbone])).state_dict()
     dense_only = [k for k in keys if k.split('.')[0] in
                   {f'{p}{i}' for p in ('norm', 'outnorm', 'fpn') for i in range(5)}]

@@ -66,6 +66,7 @@ IMAGENET_TRUNK: Dict[str, dict] = {
     'MLLA': dict(out_indices=()),      # norm{i} per output are new
     'VMamba': dict(out_indices=()),    # outnorm{i} per output are new
     'Vim': dict(with_adapter=False, out_indices=(-1,)),   # the adapter's fpn{i} are new
+    'MambaOut': dict(out_indices=()),  # norm{i} per output are new
 }
 
 
