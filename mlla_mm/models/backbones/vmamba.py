@@ -220,6 +220,9 @@ class VMamba(DenseBackbone):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'VMamba expects images (N, {self.in_channels}, H, W), got '
                              f'shape {tuple(x.shape)}')
+        if x.shape[0] == 0:
+            raise ValueError(f'VMamba got an empty batch {tuple(x.shape)}: no image to run on; '
+                             'skip the forward pass when a batch has no images')
         x = self.patch_embed(x)
         outs = []
         for i, layer in enumerate(self.layers):
