@@ -99,6 +99,7 @@ def check_leaf(split, ds_cfg, workers):
             num_classes=len(dataset.metainfo['classes']),
             reduce_zero_label=bool(getattr(dataset, 'reduce_zero_label', False)),
             ignore_index=int(getattr(dataset, 'ignore_index', 255)),
+            label_map=getattr(dataset, 'label_map', None),
             split=split, dataset=name, workers=workers)
     report = checks.SplitReport(split, name, images=len(infos))
     report.problems += checks.inspect_images(

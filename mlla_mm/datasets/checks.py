@@ -240,11 +240,17 @@ def _check_segmentation(seg, img: dict, label: str) -> Iterable[Tuple[str, str, 
 
 def check_segmentation_pairs(pairs: Sequence[Tuple[str, str]], num_classes: int,
                              reduce_zero_label: bool, ignore_index: int = 255,
+                             label_map: Optional[Dict[int, int]] = None,
                              split: str = 'train', dataset: str = '',
                              workers: int = 1) -> SplitReport:
-    """Check (image, label map) pairs of a semantic-segmentation dataset."""
+    """Check (image, label map) pairs of a semantic-segmentation dataset.
+
+    ``reduce_zero_label`` and ``label_map`` (the dataset's, for a class subset) are applied
+    as mmseg's ``LoadAnnotations`` does before values are compared with the classes.
+    """
     report = SplitReport(split, dataset, images=len(pairs), annotations=len(pairs))
-    jobs = [(img, seg, num_classes, reduce_zero_label, ignore_index) for img, seg in pairs]
+    jobs = [(img, seg, num_classes, reduce_zero_label, ignore_index, label_map)
+            for img, seg in pairs]
     if workers > 1 and len(jobs) >= 64:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_check_pair_job, jobs, chunksize=16))
@@ -255,22 +261,24 @@ def check_segmentation_pairs(pairs: Sequence[Tuple[str, str]], num_classes: int,
     return report
 
 
-def valid_label_values(num_classes: int, reduce_zero_label: bool,
-                       ignore_index: int = 255) -> np.ndarray:
-    """The raw label-map values a dataset may hold (before mmseg's ``reduce_zero_label``)."""
+def train_ids(values: np.ndarray, reduce_zero_label: bool, ignore_index: int = 255,
+              label_map: Optional[Dict[int, int]] = None) -> np.ndarray:
+    """What mmseg's ``LoadAnnotations`` turns raw label-map values into."""
+    out = values.astype(np.int64)
     if reduce_zero_label:  # 0 -> ignore, v -> v - 1
-        return np.array(sorted({0, ignore_index, *range(1, num_classes + 1)}))
-    return np.array(sorted({ignore_index, *range(num_classes)}))
+        out = np.where(out == 0, ignore_index, out - 1)
+        out = np.where(out == ignore_index - 1, ignore_index, out)
+    if label_map:
+        out = np.array([label_map.get(int(v), int(v)) for v in out], dtype=np.int64)
+    return out
 
 
 def _check_pair_job(job) -> List[Problem]:
-    img_path, seg_path, num_classes, reduce_zero_label, ignore_index = job
+    img_path, seg_path, num_classes, reduce_zero_label, ignore_index, label_map = job
     problems, _ = inspect_image(img_path)
     seg_problems, labels = inspect_image(seg_path, label_map=True)
     problems += seg_problems
-    if labels is None:
-        return problems
-    if labels.ndim != 2:
+    if labels is None or labels.ndim != 2:
         return problems
     img_size = None
     if osp.isfile(img_path):
@@ -285,16 +293,16 @@ def _check_pair_job(job) -> List[Problem]:
                                 f'label map is {labels.shape[1]}x{labels.shape[0]}, the image '
                                 f'{img_size[0]}x{img_size[1]}'))
     values = np.unique(labels)
-    bad = np.setdiff1d(values, valid_label_values(num_classes, reduce_zero_label, ignore_index))
+    ids = train_ids(values, reduce_zero_label, ignore_index, label_map)
+    bad = values[(ids < 0) | ((ids >= num_classes) & (ids != ignore_index))]
     if bad.size:
-        valid = (f'0 (ignored), 1..{num_classes}' if reduce_zero_label
-                 else f'0..{num_classes - 1}') + f', {ignore_index} (ignored)'
-        problems.append(Problem(ERROR, 'label out of range', seg_path,
-                                f'values {bad.tolist()[:10]} are not classes of the config '
-                                f'({num_classes} classes: valid raw values {valid}; '
-                                'reduce_zero_label=' + str(reduce_zero_label) + ')'))
-    ignored = {ignore_index} | ({0} if reduce_zero_label else set())
-    if set(values.tolist()) <= ignored:
+        problems.append(Problem(
+            ERROR, 'label out of range', seg_path,
+            f'raw values {bad.tolist()[:10]} become labels outside the {num_classes} classes '
+            f'and ignore_index {ignore_index} (reduce_zero_label={reduce_zero_label}'
+            + (', with the class-subset label_map' if label_map else '') + '); the loss '
+            'would fail on them'))
+    if (ids == ignore_index).all():
         problems.append(Problem(WARNING, 'no annotations', seg_path,
                                 'no labelled pixel (all ignored): contributes no loss'))
     return problems

@@ -55,11 +55,14 @@ _ATEXIT_REGISTERED = False
 
 
 def _kill_leftover_workers() -> None:
+    # multiprocessing ends daemonic children at exit with SIGTERM, then joins them; our
+    # workers ignore SIGTERM, so end them (all daemonic children, as it would) with SIGKILL
     import multiprocessing
-    from torch.utils.data._utils.worker import _worker_loop
-    for process in multiprocessing.active_children():
-        if getattr(process, '_target', None) is _worker_loop:
-            process.kill()
+    daemons = [p for p in multiprocessing.active_children() if p.daemon]
+    if daemons and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # torch's handler would raise now
+    for process in daemons:
+        process.kill()
 
 
 def _register_worker_cleanup() -> None:

@@ -1,8 +1,11 @@
-"""Every random stream that feeds training: capture, restore, store in a checkpoint.
+"""Seeds for every random stream that feeds training.
 
-The streams are Python's ``random``, NumPy's global generator, torch's CPU generator and,
-once CUDA is in use, every CUDA generator. A captured state is a plain dict of tensors and
-Python numbers, so checkpoints holding it still load with ``torch.load(weights_only=True)``.
+A run seeds its streams at fixed points from a few integers it can always recompute --
+the run seed (``randomness.seed``, stored in every checkpoint), the rank, and the
+iteration or the (epoch, batch, slot) of a sample -- instead of letting them drift from a
+single seed at start-up. The state of every stream at any point of training is then a
+function of numbers a checkpoint already holds, so a resumed run is back on the same
+streams without pickling generator states (and without gathering them from every rank).
 """
 import contextlib
 import random
@@ -11,43 +14,24 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-
-def capture() -> dict:
-    """The current state of every generator, as a checkpoint-safe dict."""
-    _, keys, pos, has_gauss, cached_gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state = dict(
-        python=dict(version=version, internal=torch.tensor(internal, dtype=torch.int64),
-                    gauss_next=gauss_next),
-        numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos),
-                   has_gauss=int(has_gauss), cached_gaussian=float(cached_gauss)),
-        torch=torch.get_rng_state(),
-    )
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore(state: dict) -> None:
-    """Set every generator to a state returned by :func:`capture`."""
-    py = state['python']
-    random.setstate((py['version'], tuple(int(v) for v in py['internal'].tolist()),
-                     py['gauss_next']))
-    npy = state['numpy']
-    np.random.set_state(('MT19937', npy['keys'].numpy().astype(np.uint32), npy['pos'],
-                         npy['has_gauss'], npy['cached_gaussian']))
-    torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+# First key of every seed, so that the model's and the data's seeds never coincide.
+MODEL_STREAM, DATA_STREAM = 1, 2
 
 
 def sample_seed(*keys: int) -> int:
-    """A 63-bit seed mixed from non-negative integers (run seed, rank, epoch, batch, slot).
+    """A 63-bit seed mixed from non-negative integers.
 
     ``SeedSequence`` hashes its input, so neighbouring keys give unrelated streams.
     """
     words = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
     return (int(words[0]) << 31) ^ int(words[1])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 @contextlib.contextmanager

@@ -159,9 +159,9 @@ class GuardedDataset(Dataset):
 class ResumableBatchSampler:
     """Wraps the config's batch sampler: seeds every draw, fast-forwards after a resume.
 
-    The seed of a draw is ``sample_seed(seed, rank, epoch, batch, slot)``. ``epoch`` is
-    set by :class:`ExactResumeHook` before each epoch of an epoch-based loop; for an
-    iteration-based loop it counts the passes over the sampler.
+    The seed of a draw is ``sample_seed(DATA_STREAM, seed, rank, epoch, batch, slot)``.
+    ``epoch`` is set by :class:`ExactResumeHook` before each epoch of an epoch-based loop;
+    for an iteration-based loop it counts the passes over the sampler.
 
     ``drop`` batches at the start are not yielded at all (an epoch-based loop resumed in
     the middle of an epoch); ``placeholders`` batches are yielded as placeholders, which
@@ -194,7 +194,8 @@ class ResumableBatchSampler:
                 yield [Draw(int(i), None, True) for i in batch]
                 continue
             yield [Draw(int(i), None if self.seed is None else
-                        random_state.sample_seed(self.seed, self.rank, epoch, number, slot))
+                        random_state.sample_seed(random_state.DATA_STREAM, self.seed,
+                                                 self.rank, epoch, number, slot))
                    for slot, i in enumerate(batch)]
         self.epoch = epoch + 1
 
