@@ -8,7 +8,6 @@ import os
 import os.path as osp
 import signal
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -197,7 +196,8 @@ def test_check_dataset_names_every_problem(demo_coco, demo_ade20k, bad_coco, bad
     root, broken = bad_ade20k
     code, out = _check_dataset([SEG, '--data-root', root], capsys)
     assert code == 1
-    assert f'label out of range: {osp.join(root, "annotations", "training", broken["label out of range"])}' in out
+    label_map = osp.join(root, 'annotations', 'training', broken['label out of range'])
+    assert f'label out of range: {label_map}' in out
     assert 'raw values [200]' in out
 
 

@@ -82,8 +82,8 @@ def main(argv=None):
     train(args.repo, args.config, resumed, data_root, args.workers, args.epochs, resume=True)
 
     a, b = scalars(straight), scalars(resumed)
-    print(f'| iter | epoch | loss straight | loss resumed | grad_norm straight | '
-          f'grad_norm resumed |\n|---:|---:|---:|---:|---:|---:|')
+    print('| iter | epoch | loss straight | loss resumed | grad_norm straight | '
+          'grad_norm resumed |\n|---:|---:|---:|---:|---:|---:|')
     rows = []
     for it in sorted(a):
         ra, rb = a[it], b.get(it, {})
