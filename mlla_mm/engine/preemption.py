@@ -6,13 +6,13 @@ that long before the time limit (see ``tools/slurm_train.sh``). Without this hoo
 job dies at once and loses everything since its last scheduled checkpoint.
 
 With it, the signal only sets a flag; the current iteration finishes (with all its
-hooks: scheduler step, logging, scheduled checkpoint), then every rank writes -- rank 0
-to disk, atomically (temporary file + ``os.replace``, see :mod:`mlla_mm.compat`) --
-``preempted_iter_<N>.pth``, points ``last_checkpoint`` at it, logs one line saying so
-and exits with status 128 + signal number (143 for SIGTERM, 138 for SIGUSR1: what the
-scheduler expects from a job ended by that signal). ``tools/train.py CONFIG --resume``
-continues from it; with :class:`ExactResumeHook` (our runtimes have both), also from the
-middle of an epoch and exactly as if uninterrupted.
+hooks: scheduler step, logging, scheduled checkpoint), then rank 0 writes
+``preempted_iter_<N>.pth`` atomically (temporary file + ``os.replace``, see
+:mod:`mlla_mm.compat`) and points ``last_checkpoint`` at it, all ranks wait for that
+(barrier), log one line saying so and exit with status 128 + signal number (143 for
+SIGTERM, 138 for SIGUSR1: what the scheduler expects from a job ended by that signal).
+``tools/train.py CONFIG --resume`` continues from it; with :class:`ExactResumeHook` (our
+runtimes have both), also from the middle of an epoch and exactly as if uninterrupted.
 
 Dataloader workers ignore these signals (the main process decides and then shuts them
 down), so a signal sent to the whole process group does not kill them mid-iteration.

@@ -117,7 +117,7 @@ class GuardedDataset(Dataset):
         while True:
             try:
                 data = self.dataset[index]
-                self._check_labels(data, index)
+                self._check_labels(data)
                 return data
             except Exception as error:  # noqa: BLE001 -- any failure of this sample
                 attempts += 1
@@ -131,17 +131,19 @@ class GuardedDataset(Dataset):
         count = int(self._bad.sum())
         what = f'{type(error).__name__}: {error}'.strip()
         if count > self.max_bad_samples or attempts > self.max_bad_samples:
+            how_many = (f'{count} different training samples could not be used'
+                        if count > self.max_bad_samples else
+                        f'{attempts} training samples in a row could not be used')
             raise TooManyBadSamplesError(
-                f'{count} training samples could not be loaded, more than '
-                f'max_bad_samples={self.max_bad_samples} (SkipBadSamplesHook); the last was '
-                f'{self.describe(index)}: {what}. List every problem with '
-                '`python tools/check_dataset.py CONFIG`.') from error
+                f'{how_many}, more than max_bad_samples={self.max_bad_samples} '
+                f'(SkipBadSamplesHook); the last was {self.describe(index)}: {what}. List '
+                'every problem with `python tools/check_dataset.py CONFIG`.') from error
         if first_time:
             print_log(f'skipping training {self.describe(index)}, which cannot be used: {what} '
                       f'[{count} of at most {self.max_bad_samples} bad samples so far; '
                       'a random other sample is used instead]', logger='current', level=30)
 
-    def _check_labels(self, data, index: int) -> None:
+    def _check_labels(self, data) -> None:
         if self.seg_num_classes is None or not isinstance(data, dict):
             return
         seg = getattr(data.get('data_samples'), 'gt_sem_seg', None)

@@ -195,7 +195,7 @@ def test_bad_samples_are_skipped_with_a_warning(tmp_path, caplog):
                                                  for i in range(N_SAMPLES)], 'reproducible'
     assert int(guarded._bad.sum()) == 2
     strict = GuardedDataset(AugmentedDataset(broken={0, 1, 2}), max_bad_samples=2)
-    with pytest.raises(RuntimeError, match='3 training samples could not be loaded'):
+    with pytest.raises(RuntimeError, match='3 different training samples could not be used'):
         [strict[Draw(i, seed=i)] for i in range(N_SAMPLES)]
     unguarded = GuardedDataset(AugmentedDataset(broken={1}))
     with pytest.raises(FileNotFoundError):
