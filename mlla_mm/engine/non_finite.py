@@ -134,6 +134,6 @@ def _any_rank(flag: bool) -> bool:
 
 def _as_float(value) -> Optional[float]:
     try:
-        return float(value)
+        return float(value.detach() if isinstance(value, torch.Tensor) else value)
     except (TypeError, ValueError, RuntimeError):
         return None
