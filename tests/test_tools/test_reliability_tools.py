@@ -82,11 +82,12 @@ def det_straight(demo_coco, tmp_path_factory):
     return str(work_dir)
 
 
-def test_det_resume_is_exact(det_straight, demo_coco, tmp_path):
-    """Issue 11's measurement: 2 epochs straight (2 workers) == 1 epoch + --resume (0
-    workers), bit for bit: losses, every loss term, grad_norm, final weights. (2 workers
-    resumed: the SIGTERM test below.)"""
-    opts = [*DET_OPTS, *workers(0)]
+@pytest.mark.parametrize('n_workers', [0, 2])
+def test_det_resume_is_exact(det_straight, demo_coco, tmp_path, n_workers):
+    """Issue 11's measurement: 2 epochs straight == 1 epoch + --resume, bit for bit:
+    losses, every loss term, grad_norm, final weights -- with 0 and with 2 (persistent)
+    workers, against one straight run with 2 workers."""
+    opts = [*DET_OPTS, *workers(n_workers)]
     train(DET, tmp_path, demo_coco, [*opts, 'train_cfg.max_epochs=1'])
     out = train(DET, tmp_path, demo_coco, [*opts, 'train_cfg.max_epochs=2'], resume=True)
     assert 'resuming at iteration 2' in out
