@@ -105,13 +105,15 @@ class NonFiniteLossHook(Hook):
                 f'{self.max_consecutive_skips}).')
             return
         last = runner.message_hub.get_info('last_ckpt')
-        raise NonFiniteLossError(
+        message = (
             f'non-finite loss at {where}: {described}. The optimizer step was not taken '
             'and training stops here; no checkpoint was written from this state'
             + (f' (the last checkpoint is {last})' if last else '') + '. Try a lower learning '
             'rate, gradient clipping (optim_wrapper.clip_grad), a longer warm-up, or check '
             'the data (tools/check_dataset.py); NonFiniteLossHook(action="skip") skips such '
             'steps instead.')
+        runner.logger.error(message)  # into the log file too, not only the traceback
+        raise NonFiniteLossError(message)
 
 
 def _grad_norm(ow) -> float:
