@@ -222,3 +222,19 @@ def test_slurm_train_asks_for_the_preemption_signal(tmp_path):
     out = subprocess.run(cmd, cwd=ROOT, env=dict(env, SIGNAL='USR1@600'), capture_output=True,
                          text=True).stdout
     assert '--signal=USR1@600' in out
+
+
+def test_nan_loss_stops_before_any_checkpoint(demo_coco, tmp_path):
+    """A NaN injected into one loss term of the demo Mask R-CNN (its weight) through the
+    command line: training stops at iteration 1, naming the term; no checkpoint."""
+    cmd = [PY, 'tools/train.py', DET, '--work-dir', str(tmp_path), '--data-root', demo_coco,
+           '--cfg-options', *DET_OPTS, *workers(0), 'train_cfg.max_epochs=1',
+           'model.roi_head.bbox_head.loss_bbox.loss_weight=nan']
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS='2'))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and 'NonFiniteLossError' in out, out[-4000:]
+    assert 'non-finite loss at iteration 1 (epoch 1, batch 1): loss=nan, loss_bbox=nan;' in out
+    assert 'loss_cls=nan' not in out, 'only the non-finite terms are named'
+    assert 'no checkpoint was written' in out
+    assert not glob.glob(osp.join(tmp_path, '*.pth'))
