@@ -325,6 +325,25 @@ def _prepare_delta(dt, bias_row, nt, nj, softplus, sig, with_grad):
 
 
 @_jit()
+def _input_grads(gbt, dtat, dtt, ut, dyt, sig, skip, nt, nj, softplus, dut, ddtt, sums_bias,
+                 sums_skip):
+    """Per step of a chunk: du = gb dt + D dy', ddelta = (gb u + dta) softplus'; and the chunk's
+    sums of ddelta (the bias gradient) and of dy' u (D's)."""
+    sums_bias[:nj] = 0
+    sums_skip[:nj] = 0
+    for t in range(nt):
+        for j in range(nj):
+            gb = gbt[t, j]
+            dut[t, j] = gb * dtt[t, j] + skip[j] * dyt[t, j]
+            dd = gb * ut[t, j] + dtat[t, j]
+            if softplus:
+                dd *= sig[t, j]
+            ddtt[t, j] = dd
+            sums_bias[j] += dd
+            sums_skip[j] += dyt[t, j] * ut[t, j]
+
+
+@_jit()
 def _gate(yt, zt, nt, nj):
     """yt *= silu(zt)."""
     for t in range(nt):
@@ -403,11 +422,12 @@ def _forward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, y, s
             _gather_state_inputs(Cm, c_base, sC[3], sC[4], pos, nt, n_state, ct)
             # the recurrence: padded channels have dt = u = a2 = 0, so their h stays 0
             for t in range(nt):
+                for j in range(bd):
+                    yt[t, j] = skip[j] * ut[t, j]
+            for t in range(nt):
                 yrow = yt[t]
                 dtrow = dtt[t]
                 dturow = dtu[t]
-                for j in range(bd):
-                    yrow[j] = skip[j] * ut[t, j]
                 for n in range(n_state):
                     bn = bt[t, n]
                     cn = ct[t, n]
@@ -460,8 +480,10 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
     bias_row = np.zeros(BLOCK_D, f)
     dskip_acc = np.zeros(BLOCK_D, np.float64)
     dbias_acc = np.zeros(BLOCK_D, np.float64)
-    gb = np.zeros(BLOCK_D, f)
-    dta = np.zeros(BLOCK_D, f)
+    gbt = np.zeros((CHUNK, BLOCK_D), f)
+    dtat = np.zeros((CHUNK, BLOCK_D), f)
+    sums_bias = np.zeros(BLOCK_D, f)
+    sums_skip = np.zeros(BLOCK_D, f)
     ut = np.zeros((CHUNK, BLOCK_D), f)
     dtt = np.zeros((CHUNK, BLOCK_D), f)
     dtu = np.zeros((CHUNK, BLOCK_D), f)
@@ -525,12 +547,13 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
                 for j in range(nj):
                     h0[n, j] = states[b, k, c, n, d0 + j]
             for t in range(nt):
+                for j in range(bd):
+                    ypre[t, j] = skip[j] * ut[t, j]
+            for t in range(nt):
                 dtrow = dtt[t]
                 dturow = dtu[t]
                 dyrow = dyt[t]
                 yrow = ypre[t]
-                for j in range(bd):
-                    yrow[j] = skip[j] * ut[t, j]
                 for n in range(n_state):
                     bn = bt[t, n]
                     cn = ct[t, n]
@@ -549,12 +572,14 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
                     dct[t, n] = acc
             # the adjoint, backwards through the chunk
             da_chunk[:] = 0
+            gbt[:nt] = 0
+            dtat[:nt] = 0
             for t in range(nt - 1, -1, -1):
                 dyrow = dyt[t]
                 dtrow = dtt[t]
                 dturow = dtu[t]
-                gb[:] = 0
-                dta[:] = 0
+                gb = gbt[t]        # sum_n dL/dh_t B_t: dL/d(dt u)
+                dta = dtat[t]      # sum_n dL/d(dt A) A: dL/d(dt) through the decay
                 for n in range(n_state):
                     bn = bt[t, n]
                     cn = ct[t, n]
@@ -573,14 +598,11 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
                         acc += gh * dturow[j]
                         grow[j] = drow[j] * gh
                     dbt[t, n] = acc
-                for j in range(nj):
-                    dut[t, j] = gb[j] * dtrow[j] + skip[j] * dyrow[j]
-                    dd = gb[j] * ut[t, j] + dta[j]
-                    if softplus:
-                        dd *= sig[t, j]
-                    ddtt[t, j] = dd
-                    dbias_acc[j] += dd
-                    dskip_acc[j] += dyrow[j] * ut[t, j]
+            _input_grads(gbt, dtat, dtt, ut, dyt, sig, skip, nt, nj, softplus, dut, ddtt,
+                         sums_bias, sums_skip)
+            for j in range(nj):
+                dbias_acc[j] += sums_bias[j]
+                dskip_acc[j] += sums_skip[j]
             for n in range(n_state):
                 for j in range(nj):
                     da_acc[n, j] += da_chunk[n, j]

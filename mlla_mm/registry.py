@@ -10,6 +10,9 @@ Usage::
 
     @register_optim_wrapper_constructor()
     class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor): ...
+
+    @register_hook()
+    class ExactResumeHook(Hook): ...
 """
 import importlib
 from typing import Callable, Dict, List, Optional, Tuple
@@ -63,6 +66,7 @@ def _decorator(kind: str) -> Callable:
 register_model = _decorator('MODELS')
 register_optim_wrapper_constructor = _decorator('OPTIM_WRAPPER_CONSTRUCTORS')
 register_optim_wrapper = _decorator('OPTIM_WRAPPERS')
+register_hook = _decorator('HOOKS')
 
 
 def registered(kind: str = 'MODELS') -> List[type]:

@@ -2,6 +2,17 @@
 default_scope = 'mmdet'
 custom_imports = dict(imports=['mlla_mm'], allow_failed_imports=False)
 
+# Reliability (README "Reliability", mlla_mm/engine/): --resume repeats the uninterrupted
+# run exactly; SIGTERM/SIGUSR1 checkpoint and exit; unloadable training samples are skipped
+# with a warning; a NaN/Inf loss stops training before it is checkpointed. A config that
+# sets its own custom_hooks keeps these with `custom_hooks = [*_base_.custom_hooks, ...]`.
+custom_hooks = [
+    dict(type='ExactResumeHook'),
+    dict(type='PreemptionHook'),
+    dict(type='SkipBadSamplesHook', max_bad_samples=20),
+    dict(type='NonFiniteLossHook', action='stop'),
+]
+
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),

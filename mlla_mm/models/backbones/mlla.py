@@ -385,6 +385,9 @@ class MLLA(DenseBackbone):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'MLLA expects images of shape (B, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')
+        if x.shape[0] == 0:
+            raise ValueError(f'MLLA got an empty batch {tuple(x.shape)}: no image to run on; '
+                             'skip the forward pass when a batch has no images')
         x = self.patch_embed(x)
         hw_shape = (x.shape[2], x.shape[3])
         x = _map_to_tokens(x)

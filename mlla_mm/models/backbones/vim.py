@@ -304,8 +304,12 @@ class Vim(DenseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, 3, H, W) -> tuple of NCHW maps (strides 4/8/16/32 with the adapter)."""
-        if x.dim() != 4:
-            raise ValueError(f'Vim: expected an NCHW image batch, got shape {tuple(x.shape)}')
+        in_channels = self.patch_embed.proj.in_channels
+        if x.dim() != 4 or x.shape[1] != in_channels:
+            raise ValueError(f'Vim expects images of shape (B, {in_channels}, H, W), got '
+                             f'{tuple(x.shape)}; convert grayscale images to {in_channels} '
+                             "channels (LoadImageFromFile(color_type='color') does) or build "
+                             f'Vim with in_channels={x.shape[1] if x.dim() == 4 else "C"}')
         tokens, (gh, gw) = self.patch_embed(x)
         tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, (gh, gw))
 

@@ -221,6 +221,9 @@ class VMamba(DenseBackbone):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'VMamba expects images (N, {self.in_channels}, H, W), got '
                              f'shape {tuple(x.shape)}')
+        if x.shape[0] == 0:
+            raise ValueError(f'VMamba got an empty batch {tuple(x.shape)}: no image to run on; '
+                             'skip the forward pass when a batch has no images')
         # Channels-last memory throughout (shapes stay NCHW): the 1x1 projections become
         # GEMMs over pixels and the scan kernel reads every map with the channels innermost.
         x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
