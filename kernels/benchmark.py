@@ -323,8 +323,8 @@ def select_shapes(args, device):
         patterns, note = QUICK_SHAPES, 'the --quick subset'
     elif device.type == 'cpu':
         patterns = CPU_DEFAULT_SHAPES
-        note = ('the default CPU subset (the full set is too slow on a CPU): '
-                + ', '.join(CPU_DEFAULT_SHAPES))
+        note = ('all shapes' if CPU_DEFAULT_SHAPES == ['*'] else
+                'the default CPU subset: ' + ', '.join(CPU_DEFAULT_SHAPES))
     else:
         patterns, note = ['*'], 'all shapes'
     chosen = [s for s in shapes if any(fnmatch.fnmatch(s['name'], p) for p in patterns)]
