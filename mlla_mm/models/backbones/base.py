@@ -7,7 +7,7 @@ the OpenMMLab conventions: ``arch`` as alias or dict, ``frozen_stages``,
 with key conversion, and a ``train()`` that returns ``self``.
 """
 import copy
-from typing import Dict, Iterable, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Optional, Sequence, Union
 
 from mmengine.model import BaseModule
 from torch import nn
@@ -17,14 +17,27 @@ from ...utils.checkpoint import StateDict, load_pretrained
 
 
 def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
-                 essential_keys: Iterable[str], owner: str) -> dict:
+                 essential_keys: Iterable[str], owner: str,
+                 defaults: Optional[Dict[str, Any]] = None) -> dict:
     """Turn ``arch`` (a preset name/alias or a dict) into a full settings dict.
 
     ``arch_zoo`` maps every accepted name (aliases included) to a settings dict.
     A dict ``arch`` must carry all ``essential_keys``; it may also be a preset
     name plus overrides: ``dict(preset='tiny', depths=[1, 1, 1, 1])``.
+    ``defaults`` holds the optional keys and the values they take when absent;
+    any key that is neither essential nor optional is an error listing the valid ones.
     """
     essential_keys = set(essential_keys)
+    defaults = dict(defaults or {})
+    settings = {**defaults, **_resolve_arch(arch, arch_zoo, essential_keys, owner)}
+    unknown = set(settings) - essential_keys - set(defaults)
+    if unknown:
+        raise ValueError(f'{owner}: unknown arch keys {sorted(unknown)}; an arch dict takes '
+                         f'{sorted(essential_keys | set(defaults))} (and optionally preset=...)')
+    return settings
+
+
+def _resolve_arch(arch, arch_zoo, essential_keys, owner) -> dict:
     if isinstance(arch, str):
         key = arch.lower()
         if key not in arch_zoo:
@@ -35,7 +48,7 @@ def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
     if isinstance(arch, dict):
         arch = dict(arch)
         preset = arch.pop('preset', None)
-        settings = resolve_arch(preset, arch_zoo, essential_keys, owner) if preset else {}
+        settings = _resolve_arch(preset, arch_zoo, essential_keys, owner) if preset else {}
         settings.update(arch)
         missing = essential_keys - set(settings)
         if missing:
@@ -77,6 +90,12 @@ class DenseBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__}: out_indices {bad} out of range '
                              f'for {num_outputs} outputs')
         self.out_indices = tuple(i % num_outputs for i in self.out_indices)
+
+    def _check_frozen_stages(self, num_stages: int,
+                             meaning: str = '-1 none, 0 stem, i stem + stages 0..i-1') -> None:
+        if not -1 <= self.frozen_stages <= num_stages:
+            raise ValueError(f'{type(self).__name__}: frozen_stages must be in '
+                             f'[-1, {num_stages}] ({meaning}), got {self.frozen_stages}')
 
     # -- checkpoints ---------------------------------------------------------
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ...registry import register_model
 from ..layers import DropPath, rope_2d_tables, stochastic_depth_rates
+from ..layers.common import init_truncated_normal_
 from ..layers.unified_attention import KERNEL_BACKENDS, UnifiedDesign, UnifiedLinearAttention
 from .base import DenseBackbone, resolve_arch
 from .mlla import MLLAFFN, _map_to_tokens, _tokens_to_map
@@ -308,10 +309,6 @@ class DemystifyNet(DenseBackbone):
                          norm_eval=norm_eval, init_cfg=init_cfg)
         name = type(self).__name__
         settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, name)
-        unknown = set(settings) - set(self.arch_keys)
-        if unknown:
-            raise ValueError(f'{name}: unknown arch keys {sorted(unknown)}; an arch dict takes '
-                             f'{list(self.arch_keys)} (and optionally preset=...)')
         embed_dims = int(settings['embed_dims'])
         depths = [int(d) for d in settings['depths']]
         num_heads = [int(n) for n in settings['num_heads']]
@@ -325,9 +322,7 @@ class DemystifyNet(DenseBackbone):
         self.num_stages = len(depths)
         self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
         self._check_out_indices(self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'{name}: frozen_stages must be in [-1, {self.num_stages}] '
-                             f'(-1 none, 0 stem, i stem + stages 0..i-1), got {frozen_stages}')
+        self._check_frozen_stages(self.num_stages)
         self.in_channels = in_channels
         self.embed_dims = embed_dims
         self.depths = depths
@@ -355,17 +350,9 @@ class DemystifyNet(DenseBackbone):
         self._freeze_stages()
 
     def _init_default_weights(self) -> None:
-        # Swin's init: truncated normal (std 0.02, cut at +-2 -- never reached, so a clamped
-        # normal) for linear layers, unit LayerNorms; then Mamba's init of the gates.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                with torch.no_grad():
-                    m.weight.normal_(std=0.02).clamp_(-2.0, 2.0)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        # Swin's init (truncated normal for linear layers, unit LayerNorms), then Mamba's
+        # init of the gates.
+        init_truncated_normal_(self)
         for m in self.modules():
             if isinstance(m, UnifiedLinearAttention):
                 m.reset_gate_parameters()

@@ -22,7 +22,7 @@ from torch import nn
 
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
-from ..layers.common import DropPath, stochastic_depth_rates
+from ..layers.common import DropPath, init_truncated_normal_, stochastic_depth_rates
 from .base import DenseBackbone, resolve_arch
 
 # Upstream builds every norm as LayerNorm(eps=1e-6).
@@ -183,10 +183,6 @@ class MambaOut(DenseBackbone):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
         settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, 'MambaOut')
-        unknown = set(settings) - set(self.arch_keys)
-        if unknown:
-            raise ValueError(f'MambaOut: unknown arch keys {sorted(unknown)}; an arch dict takes '
-                             f'{list(self.arch_keys)} (and optionally preset=...)')
         dims = [int(d) for d in settings['dims']]
         depths = [int(d) for d in settings['depths']]
         if len(dims) != len(depths) or not depths:
@@ -194,9 +190,7 @@ class MambaOut(DenseBackbone):
                              'lists of the same length (one entry per stage)')
         self.num_stages = len(depths)
         self._check_out_indices(self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'MambaOut: frozen_stages must be in [-1, {self.num_stages}] '
-                             f'(-1 none, 0 stem, k stages 0..k-1), got {frozen_stages}')
+        self._check_frozen_stages(self.num_stages, '-1 none, 0 stem, k stages 0..k-1')
         if kernel_size % 2 != 1:
             raise ValueError(f'MambaOut: kernel_size must be odd (same padding), got {kernel_size}')
         self.in_channels = in_channels
@@ -225,18 +219,9 @@ class MambaOut(DenseBackbone):
         return [self.dims[i] for i in self.out_indices]
 
     def _init_default_weights(self) -> None:
-        # Upstream's init: truncated normal (std 0.02, cut at +-2) for conv and linear
-        # weights, zero biases, unit LayerNorms. The cut is 100 std, never reached, so
-        # normal_ + clamp_ draws the same law far faster than trunc_normal_ on CPU.
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                with torch.no_grad():
-                    m.weight.normal_(std=0.02).clamp_(-2.0, 2.0)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        # Upstream's init: truncated normal (std 0.02) for conv and linear weights, zero
+        # biases, unit LayerNorms.
+        init_truncated_normal_(self, (nn.Conv2d, nn.Linear))
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:

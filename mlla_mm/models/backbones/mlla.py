@@ -18,6 +18,7 @@ from torch import nn
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers import DropPath, MLLALinearAttention, rope_2d_tables, stochastic_depth_rates
+from ..layers.common import init_truncated_normal_
 from .base import DenseBackbone, resolve_arch
 
 HWShape = Tuple[int, int]
@@ -301,10 +302,6 @@ class MLLA(DenseBackbone):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
         settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, 'MLLA')
-        unknown = set(settings) - set(self.arch_keys)
-        if unknown:
-            raise ValueError(f'MLLA: unknown arch keys {sorted(unknown)}; an arch dict takes '
-                             f'{list(self.arch_keys)} (and optionally preset=...)')
         embed_dims = int(settings['embed_dims'])
         depths = [int(d) for d in settings['depths']]
         num_heads = [int(n) for n in settings['num_heads']]
@@ -319,9 +316,7 @@ class MLLA(DenseBackbone):
                                  f'and {heads} heads; channels must be divisible by the '
                                  'head count and by 4 (2-D RoPE)')
         self._check_out_indices(self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'MLLA: frozen_stages must be in [-1, {self.num_stages}] '
-                             f'(-1 none, 0 stem, i stem + stages 0..i-1), got {frozen_stages}')
+        self._check_frozen_stages(self.num_stages)
         self.in_channels = in_channels
         self.embed_dims = embed_dims
         self.depths = depths
@@ -342,19 +337,9 @@ class MLLA(DenseBackbone):
         self._freeze_stages()
 
     def _init_default_weights(self) -> None:
-        # Upstream's init: truncated normal (std 0.02, cut at +-2) for linear
-        # layers, unit LayerNorms; convolutions keep PyTorch's default. A cut at
-        # 100 std is never reached, so normal_ + clamp_ is the same distribution
-        # and far faster than trunc_normal_'s erfinv on CPU.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                with torch.no_grad():
-                    m.weight.normal_(std=0.02).clamp_(-2.0, 2.0)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        # Upstream's init: truncated normal (std 0.02) for linear layers, unit
+        # LayerNorms; convolutions keep PyTorch's default.
+        init_truncated_normal_(self)
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:

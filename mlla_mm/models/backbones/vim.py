@@ -172,12 +172,8 @@ class Vim(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = {**ARCH_DEFAULTS,
-                    **resolve_arch(arch, self.arch_zoo, self.essential_keys, 'Vim')}
-        unknown = set(settings) - set(ARCH_DEFAULTS) - set(self.essential_keys)
-        if unknown:
-            raise ValueError(f'Vim: unknown arch keys {sorted(unknown)}; valid keys are '
-                             f'{sorted(set(ARCH_DEFAULTS) | set(self.essential_keys))}')
+        settings = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'Vim',
+                                defaults=ARCH_DEFAULTS)
         if feature_type not in FEATURE_TYPES:
             raise ValueError(f'Vim: feature_type must be one of {FEATURE_TYPES}, '
                              f'got {feature_type!r}')

@@ -155,12 +155,8 @@ class VMamba(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = dict(ARCH_DEFAULTS)
-        settings.update(resolve_arch(arch, self.arch_zoo, self.essential_keys, 'VMamba'))
-        unknown = set(settings) - set(ARCH_DEFAULTS) - set(self.essential_keys)
-        if unknown:
-            raise ValueError(f'VMamba: unknown arch keys {sorted(unknown)}; valid keys are '
-                             f'{sorted(set(ARCH_DEFAULTS) | set(self.essential_keys))}')
+        settings = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'VMamba',
+                                defaults=ARCH_DEFAULTS)
         depths = list(settings['depths'])
         embed_dims = settings['embed_dims']
         if isinstance(embed_dims, int):

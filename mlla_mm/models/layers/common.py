@@ -38,6 +38,24 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+def init_truncated_normal_(module: nn.Module, weight_types=(nn.Linear,)) -> None:
+    """The Swin/ConvNeXt family's init, in place: weights of ``weight_types`` from a normal
+    of std 0.02 truncated at +-2, zero biases, unit LayerNorms.
+
+    The cut at +-2 is 100 std away and never reached, so ``normal_`` + ``clamp_`` draws the
+    same law as ``trunc_normal_``, far faster on CPU (no erfinv).
+    """
+    for m in module.modules():
+        if isinstance(m, weight_types):
+            with torch.no_grad():
+                m.weight.normal_(std=0.02).clamp_(-2.0, 2.0)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def recompute_in_backward(fn, *args):
     """``fn(*args)``, keeping only its inputs for backward and recomputing it there.
 
