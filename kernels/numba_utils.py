@@ -6,7 +6,7 @@ B, C (batch, K, G, N, L); D, delta_bias (K, DIM); z (batch, DIM, L); route k vis
 ``pos_k(t)`` at step t (reversed and/or column-major walks of an H x W map), and
 y (batch, DIM, L) = sum over routes of (<C, h_k> + D_k u) * silu(z).
 
-**One program** owns one (batch, group, block of ``BLOCK_D`` channels) and runs every route
+**One program** owns one (batch, group, block of up to ``BLOCK_D`` channels) and runs every route
 over it, so routes that share u, z or y never race. It walks each route in chunks of ``CHUNK``
 steps: it gathers the chunk's u, delta, z, B and C where they lie (any strides; a channel-
 contiguous layout is read with vector loads, a time-contiguous one is transposed on the fly),
@@ -30,8 +30,9 @@ fp32 inputs, which are read as fp32).
 Threads: programs run on as many threads as torch uses (``torch.get_num_threads()``): the
 compiled code releases the GIL and a small pool of Python threads runs one share each (no
 second OpenMP runtime beside torch's, nothing to go wrong after a fork). A program's
-arithmetic does not depend on the thread count; only the channel-block size may shrink to
-give every thread work, which regroups the sums over channels of dB and dC (fp32 rounding).
+arithmetic does not depend on the thread count; only the channel-block width is chosen to
+balance the threads (``_plan``), which regroups the sums over channels of dB and dC (fp32
+rounding).
 
 Compiled code is cached on disk (numba's cache: next to this file, else the user cache dir
 or ``NUMBA_CACHE_DIR``); where no cache location is writable the kernels compile in memory
@@ -51,9 +52,9 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 #: Most channels per program (the buffers' width): the vector lanes of the hot loops. The
-#: block actually used (a multiple of 8) is passed at run time: a compile-time trip count
+#: block actually used (one of BLOCK_CHOICES) is passed at run time: a compile-time trip count
 #: lets LLVM unroll the channel loops and then vectorize across time with gathers instead.
-BLOCK_D = 32
+BLOCK_D = 64
 #: Time steps per chunk: the tile gathered at once, and the spacing of the states the forward
 #: saves for the backward (which keeps CHUNK x N x BLOCK_D states and decays of one chunk).
 CHUNK = 32
@@ -374,7 +375,7 @@ def _forward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, y, s
     n_routes, length, n_state = dims[1], dims[3], dims[4]
     height, width, col_mask, rev_mask, n_chunks = dims[6], dims[7], dims[8], dims[9], dims[10]
     b, g, blk, d0, nj = _program_coords(p, dims)
-    bd = dims[12]   # == BLOCK_D, read at run time so LLVM vectorizes the channel loops
+    bd = dims[12]   # <= BLOCK_D, read at run time so LLVM vectorizes the channel loops
     f = y.dtype
     h = np.zeros((n_state, BLOCK_D), f)
     a2 = np.zeros((n_state, BLOCK_D), f)        # A * log2(e): exp(dt A) = exp2(dt a2)
@@ -466,7 +467,7 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
     n_routes, length, n_state = dims[1], dims[3], dims[4]
     height, width, col_mask, rev_mask, n_chunks = dims[6], dims[7], dims[8], dims[9], dims[10]
     b, g, blk, d0, nj = _program_coords(p, dims)
-    bd = dims[12]   # == BLOCK_D, read at run time so LLVM vectorizes the channel loops
+    bd = dims[12]   # <= BLOCK_D, read at run time so LLVM vectorizes the channel loops
     f = dy.dtype
     a_raw = np.zeros((n_state, BLOCK_D), f)
     a2 = np.zeros((n_state, BLOCK_D), f)
@@ -704,20 +705,40 @@ def _run(kernel, n_programs, *args):
         future.result()
 
 
+#: Channel-block widths the planner chooses from: whole 64-byte lines of fp32 channels (8:
+#: only for tiny problems), at most BLOCK_D.
+BLOCK_CHOICES = (64, 48, 32, 16, 8)
+#: Fixed cost of a program, in channels' worth of work (fits the measurements in ``_plan``).
+PROGRAM_OVERHEAD = 16
+
+
 def _plan(batch, dim, groups):
     """(channels per program, programs per group).
 
-    32 channels (two cache lines of every pixel row) unless that leaves a thread idle; then
-    16 or 8, still whole cache lines, so no two threads write into one line. Measured on the
-    2-core box (VMamba-T 512² stage 0, 96 channels, fwd+bwd): 3 programs of 32 take 70 ms,
-    4 programs of 24 (rows straddling lines, shared between threads) 90 ms, 6 of 16 105 ms.
+    The width that gives the busiest thread the least work (programs are dealt to the threads
+    round-robin, see ``_run``), a program of w channels costing w + PROGRAM_OVERHEAD: every
+    program re-gathers its chunk's B and C and pays the loop set-up, so wide blocks are
+    cheaper per channel, but a thread left idle costs more. Ties: fewer programs.
+    Widths are whole cache lines, so no two threads write into one line. Measured on the
+    2-core box (2 threads), forward+backward of all scans of a model at 1024²: VMamba-T
+    1.41-1.52 s with 48/64-wide blocks against 1.78-1.81 s with 32; Vim-Ti 1.83-2.21 s
+    (64) against 2.94-2.99 s (32). Examples, 2 threads: 96 channels -> 2 x 48 (32 would
+    leave one thread 2 of 3 programs), 192 -> 4 x 48, 384 -> 6 x 64, 32 -> 2 x 16;
+    4 threads: 96 -> 3 x 32.
     """
     per_group = dim // groups
-    threads = torch.get_num_threads()
-    block = BLOCK_D
-    while block > 8 and batch * groups * -(-per_group // block) < threads:
-        block //= 2
-    return block, -(-per_group // block)
+    threads = max(1, torch.get_num_threads())
+    best = None
+    for block in BLOCK_CHOICES:
+        blocks = -(-per_group // block)
+        widths = [min(block, per_group - i * block) for i in range(blocks)] * (batch * groups)
+        n = min(threads, len(widths))
+        busiest = max(sum(widths[i::n]) + PROGRAM_OVERHEAD * len(widths[i::n])
+                      for i in range(n))
+        cost = (busiest, len(widths), block)
+        if best is None or cost < best[0]:
+            best = (cost, block, blocks)
+    return best[1], best[2]
 
 
 class RoutedScanNumba(torch.autograd.Function):
