@@ -1,12 +1,13 @@
-"""mlla_kernels: selective-scan kernels for MLLA-MM (torch only; triton optional).
+"""mlla_kernels: selective-scan kernels for MLLA-MM (torch only; numba and triton optional).
 
-Public entry points, each with ``backend='auto' | 'naive' | 'torch' | 'triton'``:
+Public entry points, each with ``backend='auto' | 'naive' | 'torch' | 'numba' | 'triton'``:
 
 - :func:`selective_scan` -- Mamba's selective scan.
 - :func:`cross_scan_selective_scan` -- VMamba's SS2D core: K-route 2D scan + merge.
 - :func:`bidirectional_selective_scan` -- Vim's forward + backward scan.
 
-``backend='auto'`` picks ``triton`` for CUDA tensors when triton imports and ``torch`` otherwise;
+``backend='auto'`` picks ``triton`` for CUDA tensors when triton imports, ``numba`` (fused CPU
+kernels) for CPU tensors when numba imports (float64: ``torch``), and ``torch`` otherwise;
 the environment variable ``MLLA_KERNELS_BACKEND`` (one of the backend names) overrides 'auto'.
 :func:`available_backends` lists what can run here. Backends are imported on first use.
 """

@@ -278,7 +278,7 @@ class DemystifyNet(DenseBackbone):
             common interface).
         with_cp (bool): gradient checkpointing per block.
         kernel_backend (str): backend of the forget gate's scan ('auto', 'naive', 'torch',
-            'triton').
+            'numba', 'triton').
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH,
             prefix='backbone.')`` for a checkpoint of ``configs/demystify/imagenet_*``.
     """

@@ -141,7 +141,7 @@ class Vim(DenseBackbone):
             A ``pos_embed`` whose row count is a perfect square has no class row and
             is used as is.
         kernel_backend: scan backend passed to :mod:`mlla_kernels` (``'auto'``,
-            ``'naive'``, ``'torch'``, ``'triton'``).
+            ``'naive'``, ``'torch'``, ``'numba'``, ``'triton'``).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` loads an official
             ImageNet checkpoint (the ``model`` entry) through :meth:`convert_checkpoint`.
     """

@@ -129,8 +129,9 @@ class VMamba(DenseBackbone):
         with_cp (bool): gradient checkpointing per block. Default: False.
         norm_eval (bool): keep BatchNorm layers in eval mode (VMamba has none;
             kept for the common interface). Default: False.
-        kernel_backend (str): scan kernel backend: 'auto', 'torch', 'triton'
-            or 'naive'. Default: 'auto'.
+        kernel_backend (str): scan kernel backend: 'auto' (Triton on CUDA, the
+            fused numba kernels on CPU when numba is installed, else 'torch'),
+            'numba', 'torch', 'triton' or 'naive'. Default: 'auto'.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads an official VMamba checkpoint (``model`` entry, classifier
             dropped, legacy names renamed; the ``outnorm*`` start fresh).

@@ -43,7 +43,7 @@ class BiMambaMixer(nn.Module):
         conv_bias: whether the depthwise convs have a bias (True in Vim).
         proj_bias: whether in_proj/out_proj have a bias (False in Vim).
         kernel_backend: backend of the scan kernel (``'auto'``, ``'naive'``,
-            ``'torch'``, ``'triton'``), see :mod:`mlla_kernels`.
+            ``'torch'``, ``'numba'``, ``'triton'``), see :mod:`mlla_kernels`.
     """
 
     def __init__(self,

@@ -73,7 +73,8 @@ class SS2D(BaseModule):
         dt_scale (float): scale of the uniform init of ``dt_projs_weight``
             (±dt_scale / sqrt(R)). Default: 1.0.
         kernel_backend (str): backend of the scan kernel: 'auto' (Triton on
-            CUDA, PyTorch otherwise), 'torch', 'triton' or 'naive'.
+            CUDA, numba on CPU when installed, else PyTorch), 'numba', 'torch',
+            'triton' or 'naive'.
         init_cfg (dict, optional): mmengine init config.
     """
 

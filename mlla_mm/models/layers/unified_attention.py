@@ -295,7 +295,7 @@ class UnifiedLinearAttention(BaseModule):
         dt_min, dt_max, dt_init_floor (float): initial Δ = softplus(bias), log-uniform in
             [dt_min, dt_max] and floored (Mamba's init).
         kernel_backend (str): backend of :func:`mlla_kernels.selective_scan` for the forget
-            gate: 'auto', 'naive', 'torch' or 'triton' (see ``mlla_kernels``).
+            gate: 'auto', 'naive', 'torch', 'numba' or 'triton' (see ``mlla_kernels``).
         init_cfg (dict, optional): mmengine init config.
     """
 
