@@ -82,6 +82,11 @@ def write_pictures(config, checkpoint, work_dir, data_root, metric_keys, before_
     return written
 
 
+def _metric(value):
+    """A metric for the table: mmseg reports float32 percentages (66.2699966...) -> 66.27."""
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def run_task(name, args):
     task = TASKS[name]
     config = args.config if args.config and args.task != 'all' else task['config']
@@ -122,7 +127,7 @@ def run_task(name, args):
           f'{os.cpu_count()} CPU cores')
     print('| metric | untrained | trained |\n|---|---|---|')
     for k, b, a in rows:
-        print(f'| {k} | {b} | {a} |')
+        print(f'| {k} | {_metric(b)} | {_metric(a)} |')
 
     start = time.time()
     pictures = write_pictures(config, checkpoint, work_dir, data_root, task['keys'], m_before,
