@@ -246,7 +246,8 @@ def _route_positions(pos, t0, nt, length, height, width, column_major, reversed_
 
 @_jit()
 def _gather(flat, base, s_d, s_l, pos, nt, nj, out):
-    """out[t, j] = flat[base + j*s_d + pos[t]*s_l] for t < nt, j < nj."""
+    """out[t, j] = flat[base + j*s_d + pos[t]*s_l] for t < nt, j < nj: one chunk of u, delta,
+    z or dy (j a channel) or of B or C (j a state)."""
     if s_d == 1:
         for t in range(nt):
             row = flat[base + pos[t] * s_l:]
@@ -280,21 +281,6 @@ def _scatter(flat, base, s_d, s_l, pos, nt, nj, tile, accumulate):
             else:
                 for t in range(nt):
                     col[pos[t] * s_l] = tile[t, j]
-
-
-@_jit()
-def _gather_state_inputs(flat, base, s_n, s_l, pos, nt, n_state, out):
-    """out[t, n] = flat[base + n*s_n + pos[t]*s_l] (B or C of one chunk)."""
-    if s_n == 1:
-        for t in range(nt):
-            row = flat[base + pos[t] * s_l:]
-            for n in range(n_state):
-                out[t, n] = row[n]
-    else:
-        for t in range(nt):
-            row = flat[base + pos[t] * s_l:]
-            for n in range(n_state):
-                out[t, n] = row[n * s_n]
 
 
 @_jit()
@@ -419,8 +405,8 @@ def _forward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, y, s
             for t in range(nt):
                 for j in range(bd):
                     dtu[t, j] = dtt[t, j] * ut[t, j]
-            _gather_state_inputs(Bm, b_base, sB[3], sB[4], pos, nt, n_state, bt)
-            _gather_state_inputs(Cm, c_base, sC[3], sC[4], pos, nt, n_state, ct)
+            _gather(Bm, b_base, sB[3], sB[4], pos, nt, n_state, bt)
+            _gather(Cm, c_base, sC[3], sC[4], pos, nt, n_state, ct)
             # the recurrence: padded channels have dt = u = a2 = 0, so their h stays 0
             for t in range(nt):
                 for j in range(bd):
@@ -541,8 +527,8 @@ def _backward_program(p, u, su, dt, sdt, A, Bm, sB, Cm, sC, Dv, bias, z, sz, dy,
             for t in range(nt):
                 for j in range(bd):
                     dtu[t, j] = dtt[t, j] * ut[t, j]
-            _gather_state_inputs(Bm, b_base, sB[3], sB[4], pos, nt, n_state, bt)
-            _gather_state_inputs(Cm, c_base, sC[3], sC[4], pos, nt, n_state, ct)
+            _gather(Bm, b_base, sB[3], sB[4], pos, nt, n_state, bt)
+            _gather(Cm, c_base, sC[3], sC[4], pos, nt, n_state, ct)
             # recompute the chunk's decays and states from its saved start state; with them,
             # dC_t = sum_j h_t dy'_t and (for dz) the pre-gate output sum_n C_t h_t + D u
             for n in range(n_state):
