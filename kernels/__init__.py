@@ -5,6 +5,8 @@ Public entry points, each with ``backend='auto' | 'naive' | 'torch' | 'numba' | 
 - :func:`selective_scan` -- Mamba's selective scan.
 - :func:`cross_scan_selective_scan` -- VMamba's SS2D core: K-route 2D scan + merge.
 - :func:`bidirectional_selective_scan` -- Vim's forward + backward scan.
+- :func:`routed_selective_scan` -- a 2D scan over routes given as data (snake, zigzag, spiral,
+  raster; :mod:`mlla_kernels.route_tables`), outputs per route or summed (MHS-VM).
 
 ``backend='auto'`` picks ``triton`` for CUDA tensors when triton imports, ``numba`` (fused CPU
 kernels) for CPU tensors when numba imports (float64: ``torch``), and ``torch`` otherwise;
@@ -17,10 +19,13 @@ import torch
 # functions win the package attributes (a lazy first import would rebind the name to the module).
 from . import bidirectional as _bidirectional_pkg  # noqa: F401
 from . import cross_scan as _cross_scan_pkg  # noqa: F401
+from . import routed_scan as _routed_scan_pkg  # noqa: F401
 from . import selective_scan as _selective_scan_pkg  # noqa: F401
 from .dispatch import BACKENDS, ENV_VAR, Checker, available_backends, get_impl
+from .route_tables import CROSS_SCAN_ROUTES, ROUTE_KINDS, Route, as_routes, route_table
 
 __all__ = ['selective_scan', 'cross_scan_selective_scan', 'bidirectional_selective_scan',
+           'routed_selective_scan', 'Route', 'ROUTE_KINDS', 'CROSS_SCAN_ROUTES', 'route_table',
            'available_backends', 'BACKENDS', 'ENV_VAR']
 
 
@@ -139,3 +144,47 @@ def bidirectional_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=N
     return impl(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias,
                 delta_softplus=delta_softplus)
 
+
+
+def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
+                          routes=CROSS_SCAN_ROUTES[4], merge=True, backend='auto'):
+    """A 2D selective scan over K routes given as data, outputs per route or summed.
+
+    Route k visits the pixels of the H x W map in the order of ``routes[k]`` (see
+    :mod:`mlla_kernels.route_tables`: raster, snake, zigzag and spiral walks, each optionally
+    reversed); it reads the one map u, its own delta, B and C at the pixel it visits, and its
+    output is put back at that pixel. Route k uses channels k*Di ... (k+1)*Di - 1 of A, D and
+    delta_bias and group k of B, C. With the default routes and ``merge=True`` this is
+    :func:`cross_scan_selective_scan` with ``directions=4``.
+
+    Args:
+        u: (batch, Di, H, W), the one map all routes read.
+        delta: (batch, K, Di, H, W), per route, in pixel (row-major) layout.
+        A: (K*Di, N).
+        B, C: (batch, K, N, H, W), per route, in pixel layout.
+        D, delta_bias: optional (K*Di,).
+        delta_softplus: apply softplus to delta (+ bias).
+        routes: K routes: :class:`Route` objects, kind names (``'spiral'``; ``'spiral~'``
+            reversed) or (kind, reverse) pairs.
+        merge: sum the routes' outputs (True) or return them apart (False).
+        backend: 'auto', 'naive', 'torch', 'numba' or 'triton'.
+
+    Returns:
+        merge=True: (batch, Di, H, W), the sum over routes; merge=False: (batch, K, Di, H, W),
+        each route's output at its pixels. In u's dtype.
+    """
+    routes = as_routes(routes)
+    check = Checker('routed_selective_scan')
+    check.sizes['K'] = len(routes)
+    check.shape('u', u, ('batch', 'Di', 'H', 'W'))
+    check.shape('delta', delta, ('batch', 'K', 'Di', 'H', 'W'))
+    check.sizes['K*Di'] = len(routes) * check.sizes['Di']
+    check.shape('A', A, ('K*Di', 'N'))
+    check.shape('B', B, ('batch', 'K', 'N', 'H', 'W'))
+    check.shape('C', C, ('batch', 'K', 'N', 'H', 'W'))
+    check.shape('D', D, ('K*Di',), optional=True)
+    check.shape('delta_bias', delta_bias, ('K*Di',), optional=True)
+    check.positive('batch', 'Di', 'H', 'W', 'N')
+    impl = get_impl('routed_scan', check.resolve(backend))
+    return impl(u, delta, A, B, C, D=D, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                routes=routes, merge=bool(merge))

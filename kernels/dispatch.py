@@ -26,7 +26,8 @@ _IMPLS: Dict[str, Dict[str, Tuple[str, str]]] = {
     }
     for op, fn in (('selective_scan', 'selective_scan'),
                    ('cross_scan', 'cross_scan_selective_scan'),
-                   ('bidirectional', 'bidirectional_selective_scan'))
+                   ('bidirectional', 'bidirectional_selective_scan'),
+                   ('routed_scan', 'routed_selective_scan'))
 }
 
 DTYPES = {
