@@ -50,7 +50,7 @@ def _run(op, backend, args):
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend='auto'):
-    """Mamba's selective scan (ARCHITECTURES.md section 0).
+    """Mamba's selective scan (Gu & Dao, arXiv 2312.00752).
 
     h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = <C_t, h_t> + D u_t,  y *= silu(z).
 

@@ -24,11 +24,11 @@ backbones hand them (channels innermost: VMamba's channels-last maps, Vim's toke
 (B, 2, L, Di) memory, as views); peers get theirs already in their preferred layout (routed /
 flipped copies made outside the timed region), so they never pay for layout.
 
-Shapes (ARCHITECTURES.md): VMamba-T has C = 96 * 2^i, ssm_ratio 1 (Di = C), d_state 1, K = 4
+Shapes (docs/vmamba.md, docs/vim.md): VMamba-T has C = 96 * 2^i, ssm_ratio 1 (Di = C), d_state 1, K = 4
 routes, maps of H/4 .. H/32 (ceil halving) and depths 2, 2, 8, 2; its op is
 ``cross_scan_selective_scan`` (= a (batch, 4*Di, HW) scan with G = 4). Vim-Ti has Di = 384,
 N = 16, L = (H/16)(W/16), 24 layers, each one ``bidirectional_selective_scan``. MHS-VM
-(HRVMAMBA_MHSVM.md, 4 heads, 256² input): VM-UNet levels of d = 96 * 2^i channels on maps
+(arXiv 2406.05992; 4 heads, 256² input): VM-UNet levels of d = 96 * 2^i channels on maps
 64², 32², 16², 8², 3/4/4/4 blocks per level (encoder + decoder); each block's heads C, X, S, Z
 scan s = d/4 channels with N = 16 over their four routes (a pair of walks and their reverses),
 apart (``routed_selective_scan(merge=False)``); next to them the merged raster cross-scan of
@@ -61,6 +61,8 @@ MHS_HEAD_ROUTES = {
     'S': ('spiral', 'spiral~', 'spiral_flip', 'spiral_flip~'),
     'Z': ('row', 'row~', 'col', 'col~'),
 }
+#: a plain selective scan as Mamba-130m's mixer runs it: d_inner 1536, N = 16, gate z, (b, D, L)
+MAMBA_130M = dict(dim=1536, d_state=16, depth=24, length=1024)
 DEFAULT_JSON = os.path.join('work_dirs', 'benchmark', 'kernels.json')
 # every shape by default on CPU too (a few minutes: the torch backend and mambapy dominate)
 CPU_DEFAULT_SHAPES = ['*']
@@ -80,6 +82,9 @@ def all_shapes() -> List[Dict]:
         grid = math.ceil(size / VIM_TI['patch'])
         shapes.append(dict(name=f'vim_ti-{size}', op='bidirectional', dim=VIM_TI['dim'],
                            length=grid * grid, d_state=VIM_TI['d_state'], count=VIM_TI['depth']))
+    shapes.append(dict(name=f'mamba_130m-l{MAMBA_130M["length"]}', op='selective',
+                       dim=MAMBA_130M['dim'], length=MAMBA_130M['length'],
+                       d_state=MAMBA_130M['d_state'], count=MAMBA_130M['depth']))
     mhs = MHS_VMUNET
     for level, (dim, blocks) in enumerate(zip(mhs['dims'], mhs['blocks'])):
         side = mhs['size'] // 4 // 2 ** level
@@ -113,6 +118,12 @@ def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[st
                     C=randn(batch, h * w, k, n).permute(0, 2, 3, 1).unflatten(3, (h, w)),
                     D=randn(k * dim).float(), delta_bias=randn(k * dim, shift=-3.0).float())
     dim, length = shape['dim'], shape['length']
+    if shape['op'] == 'selective':
+        # Mamba: x, z and delta (B, D, L) from the conv / projections, B, C (B, N, L)
+        return dict(u=randn(batch, dim, length), delta=randn(batch, dim, length, scale=0.5),
+                    A=-torch.exp(randn(dim, n, scale=0.5)).float(), B=randn(batch, n, length),
+                    C=randn(batch, n, length), D=randn(dim).float(), z=randn(batch, dim, length),
+                    delta_bias=randn(dim, shift=-3.0).float())
     # Vim: (B, 2, L, Di) token memory for u and delta, (B, 2, L, N) for B/C, z (B, L, Di)
     return dict(u=randn(batch, 2, length, dim).transpose(2, 3),
                 delta=randn(batch, 2, length, dim, scale=0.5).transpose(2, 3),
@@ -128,6 +139,8 @@ def state_updates(shape: Dict, batch: int) -> int:
     if shape['op'] in ('cross_scan', 'routed'):
         return (batch * shape['directions'] * shape['dim'] * shape['height'] * shape['width']
                 * shape['d_state'])
+    if shape['op'] == 'selective':
+        return batch * shape['dim'] * shape['length'] * shape['d_state']
     return batch * 2 * shape['dim'] * shape['length'] * shape['d_state']
 
 
@@ -139,7 +152,7 @@ def traffic(inputs: Dict[str, torch.Tensor], out_numel: int, out_bytes: int):
 
 
 # ------------------------------------------------------------------ runners
-OP_FUNCTIONS = dict(cross_scan='cross_scan_selective_scan',
+OP_FUNCTIONS = dict(selective='selective_scan', cross_scan='cross_scan_selective_scan',
                     bidirectional='bidirectional_selective_scan', routed='routed_selective_scan')
 
 
@@ -474,7 +487,7 @@ def main(argv=None):
     for shape in shapes:
         for batch in batches:
             inputs = make_inputs(shape, batch, device)
-            if shape['op'] == 'bidirectional':
+            if shape['op'] in ('bidirectional', 'selective'):
                 out_numel = batch * shape['dim'] * shape['length']
             else:
                 out_numel = batch * shape['dim'] * shape['height'] * shape['width']
@@ -485,7 +498,7 @@ def main(argv=None):
             if before is not None and hasattr(before, OP_FUNCTIONS[shape['op']]):
                 runners.update({f'before:{b}': ours(shape, b, before) for b in backends
                                 if b in before.available_backends(device)})
-            if shape['op'] != 'routed':
+            if shape['op'] in ('cross_scan', 'bidirectional'):
                 runners.update({name: make(shape) for name, make in peers.items()})
             times = measure_interleaved(runners, inputs, device, args.repeat)
             for name, (fwd, fb) in times.items():

@@ -353,20 +353,29 @@ def get_impl(op: str, backend: str):
     """The implementation of operation ``op`` on a concrete backend (imported lazily): the
     function ``<op>_<backend>`` of ``mlla_kernels.<op's folder>.<backend>`` if there is one,
     else the operation mapped onto the backend's engine (:func:`mlla_kernels.routes.bind`)."""
-    module_name, fn_name = f'.{OPERATIONS[op].folder}.{backend}', f'{op}_{backend}'
-    fn = None
-    if importlib.util.find_spec(module_name, __package__) is not None:
-        fn = getattr(importlib.import_module(module_name, __package__), fn_name, None)
+    module = _op_module(op, backend)
+    fn = None if module is None else getattr(module, f'{op}_{backend}', None)
     if fn is None:
         engine = TABLE[backend].engine
         if engine is None:
-            raise ImportError(f'backend {backend!r} has no {fn_name} in '
-                              f'mlla_kernels{module_name} and no engine in its table row')
+            raise ImportError(f'backend {backend!r} has no {op}_{backend} in '
+                              f'mlla_kernels.{OPERATIONS[op].folder}.{backend} and no engine '
+                              'in its table row')
         return _bound(op, backend, engine)
-    return getattr(fn, 'unchecked', fn)
+    return getattr(fn, 'unchecked', fn)   # looked up per call: tests patch module attributes
 
 
+_MODULES: Dict[Tuple[str, str], object] = {}
 _BOUND: Dict[Tuple[str, str], Callable] = {}
+
+
+def _op_module(op: str, backend: str):
+    """The module ``<op's folder>.<backend>``, or None where there is none (looked up once)."""
+    if (op, backend) not in _MODULES:
+        name = f'.{OPERATIONS[op].folder}.{backend}'
+        found = importlib.util.find_spec(name, __package__) is not None
+        _MODULES[op, backend] = importlib.import_module(name, __package__) if found else None
+    return _MODULES[op, backend]
 
 
 def _bound(op: str, backend: str, engine: str) -> Callable:

@@ -219,7 +219,7 @@ def _scatter(flat, base, s_d, s_l, pos, nt, nj, tile, accumulate):
                     col[pos[t] * s_l] = tile[t, j]
 
 
-@jit()
+@jit(inline=True)
 def _coords(plan, p):
     """Program p -> (b, g, channel block, first channel, channel count)."""
     per_group = plan.dim // plan.groups
@@ -231,7 +231,7 @@ def _coords(plan, p):
     return b, g, blk, d0, min(plan.block, per_group - blk * plan.block)
 
 
-@jit()
+@jit(inline=True)
 def _bases(prob, b, k, g, d0):
     return Bases(b * prob.u.strides[0] + k * prob.u.strides[1] + d0 * prob.u.strides[2],
                  b * prob.delta.strides[0] + k * prob.delta.strides[1]
@@ -241,7 +241,7 @@ def _bases(prob, b, k, g, d0):
                  b * prob.z.strides[0] + d0 * prob.z.strides[1])
 
 
-@jit()
+@jit(inline=True)
 def _channel_offset(t, b, k, d0):
     """Offset of (b, route k, channel d0) in a (batch, K, DIM, L) Strided."""
     s = t.strides
@@ -288,7 +288,7 @@ def _prepare_delta(dt, bias_row, nt, nj, softplus, sig, with_grad):
             dt[t, j] = x
 
 
-@jit()
+@jit(inline=True)
 def _load_chunk(prob, plan, base, pos, nt, nj, params, tiles, with_grad):
     """Gather one chunk of the route at positions ``pos`` and prepare it: dt, dt*u, B, C, z,
     and y = D u (the recurrence adds <C, h>)."""
@@ -297,10 +297,13 @@ def _load_chunk(prob, plan, base, pos, nt, nj, params, tiles, with_grad):
     _gather(delta.data, base.delta, delta.strides[2], delta.strides[3], pos, nt, nj, tiles.dt)
     _prepare_delta(tiles.dt, params.bias, nt, nj, plan.softplus, tiles.sig, with_grad)
     bd = plan.block
+    ut, dtt, dtu, yt, skip = tiles.u, tiles.dt, tiles.dtu, tiles.y, params.skip
+    for t in range(nt):          # two loops with one store each: both vectorize
+        for j in range(bd):
+            dtu[t, j] = dtt[t, j] * ut[t, j]
     for t in range(nt):
         for j in range(bd):
-            tiles.dtu[t, j] = tiles.dt[t, j] * tiles.u[t, j]
-            tiles.y[t, j] = params.skip[j] * tiles.u[t, j]
+            yt[t, j] = skip[j] * ut[t, j]
     n_state = plan.n_state
     _gather(prob.B.data, base.B, prob.B.strides[3], prob.B.strides[4], pos, nt, n_state, tiles.b)
     _gather(prob.C.data, base.C, prob.C.strides[3], prob.C.strides[4], pos, nt, n_state, tiles.c)
@@ -312,23 +315,19 @@ def _load_chunk(prob, plan, base, pos, nt, nj, params, tiles, with_grad):
 # Forward
 # ----------------------------------------------------------------------------------------
 
-@jit()
+@jit(inline=True)
 def _recurrence(h, a2, tiles, nt, bd, n_state):
     """h_t = exp2(dt a2) h_{t-1} + dt u B_t and y_t += <C_t, h_t>, step by step. Padded
     channels have dt = u = a2 = 0, so their h stays 0."""
+    yt, dtt, dtu, bt, ct = tiles.y, tiles.dt, tiles.dtu, tiles.b, tiles.c
     for t in range(nt):
-        yrow = tiles.y[t]
-        dtrow = tiles.dt[t]
-        dturow = tiles.dtu[t]
         for n in range(n_state):
-            bn = tiles.b[t, n]
-            cn = tiles.c[t, n]
-            hrow = h[n]
-            arow = a2[n]
+            bn = bt[t, n]
+            cn = ct[t, n]
             for j in range(bd):
-                hv = exp2(dtrow[j] * arow[j]) * hrow[j] + dturow[j] * bn
-                hrow[j] = hv
-                yrow[j] += hv * cn
+                hv = exp2(dtt[t, j] * a2[n, j]) * h[n, j] + dtu[t, j] * bn
+                h[n, j] = hv
+                yt[t, j] += hv * cn
 
 
 @jit()
@@ -408,22 +407,24 @@ def _gate_grads(zt, dyt, dzt, nt, nj):
             dyt[t, j] *= zv * s
 
 
-@jit()
+@jit(inline=True)
 def _recompute(tiles, work, a2, nt, bd, n_state):
     """The chunk's decays and states from its start state (work.hs[0]); with them,
     dC_t = sum_j h_t dy'_t, and tiles.y gains sum_n C_t h_t (the output before the gate)."""
+    dtt, dtu, dyt, yt, bt, ct = tiles.dt, tiles.dtu, work.dy, tiles.y, tiles.b, tiles.c
+    hs, decays, dct = work.hs, work.decays, work.dc
     for t in range(nt):
-        dtrow = tiles.dt[t]
-        dturow = tiles.dtu[t]
-        dyrow = work.dy[t]
-        yrow = tiles.y[t]
+        dtrow = dtt[t]
+        dturow = dtu[t]
+        dyrow = dyt[t]
+        yrow = yt[t]
         for n in range(n_state):
-            bn = tiles.b[t, n]
-            cn = tiles.c[t, n]
-            prev = work.hs[t, n]
+            bn = bt[t, n]
+            cn = ct[t, n]
+            prev = hs[t, n]
             arow = a2[n]
-            drow = work.decays[t, n]
-            hrow = work.hs[t + 1, n]
+            drow = decays[t, n]
+            hrow = hs[t + 1, n]
             acc = ZERO
             for j in range(bd):
                 a = exp2(dtrow[j] * arow[j])
@@ -432,30 +433,33 @@ def _recompute(tiles, work, a2, nt, bd, n_state):
                 hrow[j] = hv
                 acc += hv * dyrow[j]
                 yrow[j] += hv * cn
-            work.dc[t, n] = acc
+            dct[t, n] = acc
 
 
-@jit()
+@jit(inline=True)
 def _adjoint(tiles, work, a, nt, bd, n_state):
     """The adjoint backwards through the chunk: dB_t, dL/d(dt u), dL/d(dt) via the decay, and
     this chunk's dA; work.adj carries dL/dh into the chunk before."""
     work.da[:] = 0
     work.gb[:nt] = 0
     work.dta[:nt] = 0
+    dyt, dtt, dtu, gbt, dtat, bt, ct = (work.dy, tiles.dt, tiles.dtu, work.gb, work.dta, tiles.b,
+                                        tiles.c)
+    hs, decays, adj, da, dbt = work.hs, work.decays, work.adj, work.da, work.db
     for t in range(nt - 1, -1, -1):
-        dyrow = work.dy[t]
-        dtrow = tiles.dt[t]
-        dturow = tiles.dtu[t]
-        gb = work.gb[t]
-        dta = work.dta[t]
+        dyrow = dyt[t]
+        dtrow = dtt[t]
+        dturow = dtu[t]
+        gb = gbt[t]
+        dta = dtat[t]
         for n in range(n_state):
-            bn = tiles.b[t, n]
-            cn = tiles.c[t, n]
-            prev = work.hs[t, n]
-            drow = work.decays[t, n]
+            bn = bt[t, n]
+            cn = ct[t, n]
+            prev = hs[t, n]
+            drow = decays[t, n]
             arow = a[n]
-            grow = work.adj[n]
-            darow = work.da[n]
+            grow = adj[n]
+            darow = da[n]
             acc = ZERO
             for j in range(bd):
                 gh = grow[j] + cn * dyrow[j]           # dL/dh_t
@@ -465,10 +469,10 @@ def _adjoint(tiles, work, a, nt, bd, n_state):
                 gb[j] += gh * bn
                 acc += gh * dturow[j]
                 grow[j] = drow[j] * gh
-            work.db[t, n] = acc
+            dbt[t, n] = acc
 
 
-@jit()
+@jit(inline=True)
 def _input_grads(tiles, work, skip, nt, nj, softplus):
     """Per step: du = gb dt + D dy', ddelta = (gb u + dta) softplus'; and the chunk's sums of
     ddelta (the bias gradient) and of dy' u (D's)."""
@@ -489,7 +493,7 @@ def _input_grads(tiles, work, skip, nt, nj, softplus):
             sums_skip[j] += dyv * tiles.u[t, j]
 
 
-@jit()
+@jit(inline=True)
 def _accumulate(acc, work, nj, n_state):
     for j in range(nj):
         acc.dbias[j] += work.sums[0, j]
@@ -499,7 +503,7 @@ def _accumulate(acc, work, nj, n_state):
             acc.dA[n, j] += work.da[n, j]
 
 
-@jit()
+@jit(inline=True)
 def _write_chunk_grads(grads, plan, b, k, g, d0, blk, pos, nt, nj, tiles, work):
     """Scatter the chunk's du, ddelta, dz to the positions it visited; dB, dC per block."""
     if plan.has_z:

@@ -31,9 +31,13 @@ def _cache_wanted() -> bool:
 _CACHE_WARNED = []
 
 
-def jit():
-    """njit with fastmath, releasing the GIL; disk-cached where a location is writable."""
+def jit(inline=False):
+    """njit with fastmath, releasing the GIL; disk-cached where a location is writable.
+    ``inline``: inline into the caller at numba's level (so that its reference counting of
+    the arrays it takes from named tuples is pruned with the caller's)."""
     options = dict(fastmath=True, nogil=True, error_model='numpy')
+    if inline:
+        options['inline'] = 'always'
 
     def decorate(fn):
         if _cache_wanted():
