@@ -1,6 +1,6 @@
 """VMamba's SS2D core in PyTorch: the routed torch scan over
-:data:`~mlla_kernels.route_tables.CROSS_SCAN_ROUTES` (raster routes: flips and transposes, one
-chunked scan with the routes as channel groups, merged back)."""
+:data:`~mlla_kernels.route_tables.CROSS_SCAN_ROUTES` (one chunked scan with the routes as
+channel groups, merged back)."""
 from ..route_tables import CROSS_SCAN_ROUTES
 from ..routed_scan.torch import routed_selective_scan_torch
 

@@ -1,6 +1,6 @@
 """The engines on route tables, beyond test_routed_scan's backend-vs-naive grid: chunk and
 channel-block borders under any route, per-route outputs through the threads, half precision,
-the torch backend's two paths, the meta engine; and the structure the backends share (the
+the meta engine; and the structure the backends share (the
 backend table, where a choice came from, no import circle, no long parameter lists)."""
 import ast
 import pathlib
@@ -13,7 +13,6 @@ import mlla_kernels
 from mlla_kernels import dispatch, routed_selective_scan, selfcheck
 from mlla_kernels.route_tables import as_route
 from mlla_kernels.routed_scan.naive import routed_selective_scan_naive
-from mlla_kernels.routed_scan.torch import routed_selective_scan_torch
 
 from kernel_checks import (DEVICE, NUMBA_OK, NUMBA_WHY, TRITON_OK, TRITON_WHY, assert_close_rel,
                            check_against_naive, leaves, needs_numba, needs_triton, neg_A,
@@ -112,25 +111,6 @@ def test_triton_chunk_borders_on_any_route(merge, monkeypatch):
     check_against_naive(call(routed_selective_scan, backend='triton', routes=routes,
                              merge=merge), naive(routes, merge), map_inputs(1, 2, 3, 5, 2, 2),
                         NAMES, {}, torch.float32, 1e-4, device=DEVICE)
-
-
-@pytest.mark.parametrize('merge', [False, True])
-def test_torch_raster_path_equals_the_table_path(merge):
-    """Raster routes take flips and transposes, others the order tables: on the same routes,
-    written once as raster kinds and once forced through the tables (an extra non-raster route
-    whose outputs are left out), the raster routes' results agree."""
-    raster = ('col~', 'row', 'col', 'row~')
-    tensors = map_inputs(2, 3, 4, 5, 2, 5)
-    u, delta, A, B, C, D, bias = tensors
-    by_raster = routed_selective_scan_torch(u, delta[:, :4], A[:12], B[:, :4], C[:, :4],
-                                            D=D[:12], delta_bias=bias[:12], routes=raster,
-                                            merge=False)
-    by_table = routed_selective_scan_torch(u, delta, A, B, C, D=D, delta_bias=bias,
-                                           routes=raster + ('spiral',), merge=False)[:, :4]
-    torch.testing.assert_close(by_raster, by_table, rtol=1e-12, atol=1e-12)
-    merged = routed_selective_scan_torch(u, delta[:, :4], A[:12], B[:, :4], C[:, :4], D=D[:12],
-                                         delta_bias=bias[:12], routes=raster, merge=True)
-    torch.testing.assert_close(merged, by_table.sum(1), rtol=1e-12, atol=1e-12)
 
 
 def test_meta_tensors_get_shapes_from_every_operation():
