@@ -369,6 +369,18 @@ def numba_compile_seconds():
     return dict(compile_s=seconds[0], cached_load_s=seconds[2])
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo where there is one)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def copy_bandwidth(device, megabytes=256):
     """Device copy bandwidth in GB/s (bytes read + written per second): the roofline."""
     n = megabytes * (1 << 20) // 4
@@ -470,7 +482,7 @@ def main(argv=None):
         raise SystemExit('--clock cpu measures CPU time; use the wall clock on a GPU')
     env = dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
                clock=args.clock,
-               cpu=platform.processor() or platform.machine(), roofline_gbs=roofline,
+               cpu=cpu_name(), roofline_gbs=roofline,
                shapes_note=note, load=os.getloadavg() if hasattr(os, 'getloadavg') else None)
     if device.type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(device)

@@ -15,6 +15,7 @@ its arguments; :func:`validate` checks a call against them -- for every backend,
 """
 import importlib
 import importlib.util
+import inspect
 import os
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -390,9 +391,10 @@ def checked(op: str, backend: str):
     through the public entry point, which validates): such calls are validated the same way.
     :func:`get_impl` hands the undecorated function (``.unchecked``) to the entry points."""
     def decorate(fn):
+        signature = inspect.signature(fn)
+
         def direct(*args, **kwargs):
-            names = ('u', 'delta', 'A', 'B', 'C')
-            check = validate(op, dict(zip(names, args), **kwargs))
+            check = validate(op, dict(signature.bind(*args, **kwargs).arguments))
             check.dtypes(backend)
             error = TABLE[backend].device_error(check.device())
             if error:

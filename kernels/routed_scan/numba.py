@@ -180,7 +180,7 @@ class Accumulators(NamedTuple):
 # Pieces shared by the forward and the backward
 # ----------------------------------------------------------------------------------------
 
-@jit()
+@jit(inline=True)
 def _gather(flat, base, s_d, s_l, pos, nt, nj, out):
     """out[t, j] = flat[base + j*s_d + pos[t]*s_l] for t < nt, j < nj: one chunk of u, delta,
     z or dy (j a channel) or of B or C (j a state)."""
@@ -196,7 +196,7 @@ def _gather(flat, base, s_d, s_l, pos, nt, nj, out):
                 out[t, j] = col[pos[t] * s_l]
 
 
-@jit()
+@jit(inline=True)
 def _scatter(flat, base, s_d, s_l, pos, nt, nj, tile, accumulate):
     """flat[base + j*s_d + pos[t]*s_l] (+)= tile[t, j]."""
     if s_d == 1:
@@ -273,7 +273,7 @@ def _tiles(n_state, f):
                  np.zeros((CHUNK, n_state), f))
 
 
-@jit()
+@jit(inline=True)
 def _prepare_delta(dt, bias_row, nt, nj, softplus, sig, with_grad):
     """dt = softplus(dt + bias) (or dt + bias); with_grad: sig = softplus'(dt + bias)."""
     for t in range(nt):
@@ -330,7 +330,7 @@ def _recurrence(h, a2, tiles, nt, bd, n_state):
                 yt[t, j] += hv * cn
 
 
-@jit()
+@jit(inline=True)
 def _gate(yt, zt, nt, nj):
     """yt *= silu(zt)."""
     for t in range(nt):
