@@ -1,12 +1,12 @@
 """The contract every backbone of this package keeps (:class:`DenseBackbone`).
 
 A subclass provides ``arch_zoo`` (named presets) with ``essential_keys`` (and optionally
-``arch_defaults``), sets ``in_channels`` and ``num_features``, names what ``frozen_stages``
-freezes (``_stem_parts()``, ``_stage_parts(i)``) and, if official checkpoints need it,
-``convert_checkpoint()``; this base gives them the OpenMMLab conventions: ``arch`` as alias
-or dict, ``out_channels``, ``frozen_stages``, ``norm_eval``, a clear error for images of the
-wrong shape, ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loading with key
-conversion, and a ``train()`` that returns ``self``.
+``arch_defaults``), sets ``in_channels``, ``num_features`` and ``num_stages``, names what
+``frozen_stages`` freezes (``_stem_parts()``, ``_stage_parts(i)``) and, if official
+checkpoints need it, ``convert_checkpoint()``; this base gives them the OpenMMLab
+conventions: ``arch`` as alias or dict, ``out_channels``, ``frozen_stages``, ``norm_eval``,
+a clear error for images of the wrong shape, ``init_cfg=dict(type='Pretrained',
+checkpoint=...)`` loading with key conversion, and a ``train()`` that returns ``self``.
 """
 import copy
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
@@ -72,8 +72,9 @@ class DenseBackbone(BaseModule):
     * ``self.in_channels`` (image channels) and ``self.num_features`` (channels of every
       output candidate, indexed like ``out_indices``); ``out_channels`` follows from them
       (override it where the maps are not ``num_features[i]`` in stage order, e.g. Vim).
-    * ``_stem_parts()`` and ``_stage_parts(i)``: the modules (and bare parameters) that
-      ``frozen_stages`` freezes; call ``self._freeze_stages()`` at the end of ``__init__``.
+    * ``self.num_stages`` (what ``frozen_stages`` counts), ``_stem_parts()`` and
+      ``_stage_parts(i)``: the modules (and bare parameters) that ``frozen_stages`` freezes;
+      call ``self._freeze_stages()`` at the end of ``__init__``.
     * ``_init_default_weights()``: the architecture's own random init; ``convert_checkpoint``
       / ``check_loaded`` for official checkpoints; ``forward`` starts with
       ``self._check_images(x)``.
@@ -95,6 +96,7 @@ class DenseBackbone(BaseModule):
     # Set by the subclass in __init__ (class-level so a missing one reads as None here).
     in_channels: Optional[int] = None
     num_features: Optional[List[int]] = None
+    num_stages: Optional[int] = None
 
     def __init__(self,
                  out_indices: Sequence[int] = (0, 1, 2, 3),

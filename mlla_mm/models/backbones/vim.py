@@ -45,12 +45,13 @@ class VimBlock(BaseModule):
         embed_dims: token width C.
         drop_path: stochastic-depth rate applied to the incoming mixer output.
         with_cp: recompute the block in backward to save memory.
+        init_cfg: mmengine init config.
         **mixer_kwargs: arguments of :class:`BiMambaMixer`.
     """
 
     def __init__(self, embed_dims: int, drop_path: float = 0.0, with_cp: bool = False,
-                 **mixer_kwargs):
-        super().__init__()
+                 init_cfg: Optional[dict] = None, **mixer_kwargs):
+        super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.norm = RMSNorm(embed_dims, eps=1e-5)
         self.mixer = BiMambaMixer(embed_dims, **mixer_kwargs)
@@ -194,14 +195,15 @@ class Vim(DenseBackbone):
         self.embed_dims = settings['embed_dims']
         self.depth = settings['depth']
         self.num_features = [self.embed_dims] * self.depth
+        self.num_stages = self.depth   # what frozen_stages counts: blocks
         self.patch_stride = patch_stride
         self.feature_type = feature_type
         self.final_norm = final_norm
         self.with_adapter = with_adapter
         self.pretrained_cls_token_position = pretrained_cls_token_position
         self._check_out_indices(self.depth)
-        self._check_frozen_stages(self.depth, '-1 none, 0 patch_embed + pos_embed, '
-                                              'k also blocks 0..k-1')
+        self._check_frozen_stages(self.num_stages, '-1 none, 0 patch_embed + pos_embed, '
+                                                   'k also blocks 0..k-1')
         if final_norm and self.depth - 1 not in self.out_indices:
             raise ValueError('Vim: final_norm=True normalises the last block\'s feature, but '
                              f'out_indices {self.out_indices} do not include the last block '

@@ -49,12 +49,13 @@ class VSSBlock(BaseModule):
         drop_path (float): stochastic depth rate of both residual branches.
         mlp_ratio (float): MLP hidden width / C; 0 drops the MLP branch.
         with_cp (bool): recompute the block in backward to save memory.
+        init_cfg (dict, optional): mmengine init config.
         **ss2d_kwargs: arguments of :class:`SS2D` (d_state, ssm_ratio, ...).
     """
 
     def __init__(self, embed_dims: int, drop_path: float = 0.0, mlp_ratio: float = 4.0,
-                 with_cp: bool = False, **ss2d_kwargs):
-        super().__init__()
+                 with_cp: bool = False, init_cfg: Optional[dict] = None, **ss2d_kwargs):
+        super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.norm = LayerNorm2d(embed_dims)
         self.op = SS2D(embed_dims, **ss2d_kwargs)
