@@ -4,7 +4,7 @@ import importlib
 __all__ = []
 for _name, _cls in (('mlla', 'MLLA'), ('vmamba', 'VMamba'), ('vim', 'Vim'),
                     ('mambaout', 'MambaOut'), ('demystify', 'DemystifyNet'),
-                    ('vmunet', 'VMUNet')):
+                    ('vmunet', 'VMUNet'), ('mhs_vmamba', 'MHSVMamba')):
     try:
         _mod = importlib.import_module(f'.{_name}', __name__)
     except ModuleNotFoundError as _err:  # family not written yet

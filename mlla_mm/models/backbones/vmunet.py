@@ -36,7 +36,7 @@ from torch import nn
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
 from ..layers.common import DropPath
-from ..layers.mhs import MHS
+from ..layers.mhs import MHS, MHSGatedMixer
 from .base import DenseBackbone, resolve_arch
 
 #: Defaults of the optional arch keys (upstream's ``config_setting.py``).
@@ -93,41 +93,6 @@ class PatchExpand(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(_shuffle_up(self.expand(x), self.scale))
-
-
-class MHSGatedMixer(BaseModule):
-    """The gated token mixer around MHS (upstream's ``VSSGate``), ``(B, H, W, C)`` in and out::
-
-        x, z = split(in_proj(x))                       # C -> 2C, no bias
-        y = out_norm(MHS(SiLU(dwconv3x3(x))))          # conv with bias; d_inner = C
-        out = y * SiLU(z)
-
-    Keys ``in_proj``, ``conv2d``, ``mhs.*``, ``out_norm``; no output projection (MHS's
-    ``y_proj`` plays that role).
-
-    Args:
-        embed_dims (int): channels C.
-        conv_kernel (int): depthwise conv kernel. Default: 3.
-        dropout (float): dropout on the output (upstream's ``attn_drop_rate``). Default: 0.
-        **mhs_kwargs: arguments of :class:`~mlla_mm.models.layers.mhs.MHS`.
-    """
-
-    def __init__(self, embed_dims: int, conv_kernel: int = 3, dropout: float = 0.0,
-                 **mhs_kwargs):
-        super().__init__()
-        self.in_proj = nn.Linear(embed_dims, 2 * embed_dims, bias=False)
-        self.conv2d = nn.Conv2d(embed_dims, embed_dims, conv_kernel, padding=conv_kernel // 2,
-                                groups=embed_dims, bias=True)
-        self.act = nn.SiLU()
-        self.mhs = MHS(embed_dims, **mhs_kwargs)
-        self.out_norm = nn.LayerNorm(embed_dims)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, z = self.in_proj(x).chunk(2, dim=-1)
-        x = self.act(self.conv2d(x.permute(0, 3, 1, 2)))
-        y = self.out_norm(self.mhs(x).permute(0, 2, 3, 1))
-        return self.dropout(y * F.silu(z))
 
 
 class MHSBlock(BaseModule):

@@ -16,6 +16,6 @@ from .unified_attention import (DESIGN_PRESETS, PAPER_ROWS, UnifiedDesign,  # no
                                 UnifiedLinearAttention)
 
 __all__ += ['DESIGN_PRESETS', 'PAPER_ROWS', 'UnifiedDesign', 'UnifiedLinearAttention']
-from .mhs import MHS, RouteSSM, ScanHead, scan_route_attention  # noqa: E402
+from .mhs import MHS, MHSGatedMixer, RouteSSM, ScanHead, scan_route_attention  # noqa: E402
 
-__all__ += ['MHS', 'RouteSSM', 'ScanHead', 'scan_route_attention']
+__all__ += ['MHS', 'MHSGatedMixer', 'RouteSSM', 'ScanHead', 'scan_route_attention']

@@ -13,6 +13,10 @@ so every input size works. The scan runs through
 :func:`mlla_kernels.routed_selective_scan` with ``merge=False`` (per-route outputs in
 pixel order), on every kernel backend. Parameter names are upstream's, so the official
 files load unchanged (see :class:`mlla_mm.models.backbones.vmunet.VMUNet`).
+
+:class:`MHSGatedMixer` is the token mixer of MHS-VM's blocks (``in_proj`` -> depthwise conv
+-> SiLU -> MHS -> ``out_norm``, gated by SiLU(z)); VM-UNet + MHS and the VMamba-style
+backbone :class:`mlla_mm.models.backbones.MHSVMamba` both use it.
 """
 import math
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -286,3 +290,38 @@ class MHS(BaseModule):
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, heads={"".join(self.heads)}, '
                 f'dim_sub={self.dim_sub}, with_proj={self.with_proj}')
+
+
+class MHSGatedMixer(BaseModule):
+    """The gated token mixer around MHS (upstream's ``VSSGate``), ``(B, H, W, C)`` in and out::
+
+        x, z = split(in_proj(x))                       # C -> 2C, no bias
+        y = out_norm(MHS(SiLU(dwconv3x3(x))))          # conv with bias; d_inner = C
+        out = y * SiLU(z)
+
+    Keys ``in_proj``, ``conv2d``, ``mhs.*``, ``out_norm``; no output projection (MHS's
+    ``y_proj`` plays that role).
+
+    Args:
+        embed_dims (int): channels C.
+        conv_kernel (int): depthwise conv kernel. Default: 3.
+        dropout (float): dropout on the output (upstream's ``attn_drop_rate``). Default: 0.
+        **mhs_kwargs: arguments of :class:`MHS` (heads, sra_threshold, ...).
+    """
+
+    def __init__(self, embed_dims: int, conv_kernel: int = 3, dropout: float = 0.0,
+                 **mhs_kwargs):
+        super().__init__()
+        self.in_proj = nn.Linear(embed_dims, 2 * embed_dims, bias=False)
+        self.conv2d = nn.Conv2d(embed_dims, embed_dims, conv_kernel, padding=conv_kernel // 2,
+                                groups=embed_dims, bias=True)
+        self.act = nn.SiLU()
+        self.mhs = MHS(embed_dims, **mhs_kwargs)
+        self.out_norm = nn.LayerNorm(embed_dims)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, z = self.in_proj(x).chunk(2, dim=-1)
+        x = self.act(self.conv2d(x.permute(0, 3, 1, 2)))
+        y = self.out_norm(self.mhs(x).permute(0, 2, 3, 1))
+        return self.dropout(y * F.silu(z))
