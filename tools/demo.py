@@ -140,8 +140,9 @@ def run_task(name, args):
     pictures = write_pictures(config, checkpoint, work_dir, data_root, task['keys'], m_before,
                               num_images=args.num_pictures, binary=task['kind'] == 'isic')
     log.append(dict(cmd='pictures', seconds=round(time.time() - start, 1)))
-    print(f'\n[demo] {name}: pictures ({time.time() - start:.0f} s; left = ground truth, '
-          'right = prediction):')
+    layout = ('image | ground truth | prediction' if task['kind'] == 'isic'
+              else 'left = ground truth, right = prediction')
+    print(f'\n[demo] {name}: pictures ({time.time() - start:.0f} s; {layout}):')
     for path in pictures:
         print(f'  {path}')
     return dict(config=config, train_minutes=round(train_seconds / 60, 2),

@@ -44,7 +44,8 @@ ARCH_DEFAULTS = dict(d_state=16, dt_rank=None, with_proj=True)
 
 
 class PatchEmbed(nn.Module):
-    """4x4 stride-4 conv then LayerNorm: NCHW image -> ``(B, H/4, W/4, C)`` (keys ``proj``, ``norm``)."""
+    """4x4 stride-4 conv then LayerNorm: NCHW image -> ``(B, H/4, W/4, C)``
+    (keys ``proj``, ``norm``)."""
 
     def __init__(self, in_channels: int, embed_dims: int, patch_size: int = 4):
         super().__init__()
