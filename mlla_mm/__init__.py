@@ -13,6 +13,7 @@ from . import compat  # noqa: F401  (applies shims on import)
 from . import models  # noqa: F401  (registers backbones)
 from . import engine  # noqa: F401  (registers optimizer constructors)
 from . import datasets  # noqa: F401  (demo data generator; numpy only)
+from . import evaluation  # noqa: F401  (registers metrics; mmengine only)
 from .utils import package_configs
 
 package_configs.install()  # `_base_ = ['mlla_mm::...']`, Config.fromfile('mlla_mm::...')

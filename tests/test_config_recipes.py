@@ -20,6 +20,9 @@ Sources (read at the commits named in the configs' headers):
   ``det/projects/ViTDet/configs/COCO/cascade_mask_rcnn_vimdet_t_100ep_adj1.py``.
 * MambaOut: the paper (arXiv 2405.07992, Sec. 4.3/4.4) and the authors' answers in
   yuweihao/MambaOut#251 (Swin config, lr 1e-4, drop path T 0.3 / S 0.3-0.4 / B 0.6).
+* MHS-VM: PixDeep/MHS-VM ``configs/config_setting.py``, ``utils.py`` (transforms, BceDiceLoss)
+  and ``test.py`` (t = 0.4 at test time, set with --cfg-options). The MHS VMamba-style
+  backbone has no upstream recipe: its UperNet / Mask R-CNN configs take VMamba-T's.
 """
 import glob
 import os.path as osp
@@ -169,6 +172,59 @@ SEG_VIM_60K = {
     'train_pipeline': SEG_TRAIN,
     'test_pipeline': SEG_TEST,
 }
+
+
+# MHS-VM / VM-UNet on ISIC (configs/config_setting.py): from scratch, 256^2, batch 32,
+# 300 epochs, AdamW 1e-3, cosine T_max 50 per epoch, BCE + Dice, flips and rotation.
+ISIC_TRAIN = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadBinaryMask', threshold=0.5),
+    dict(type='MinMaxNormalize'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRotate', prob=0.5, degree=(0, 360), pad_val=0, seg_pad_val=0),
+    dict(type='Resize', scale=(256, 256), keep_ratio=False),
+    dict(type='PackSegInputs')]
+ISIC_TEST = [
+    dict(type='LoadImageFromFile'),
+    dict(type='MinMaxNormalize'),
+    dict(type='Resize', scale=(256, 256), keep_ratio=False),
+    dict(type='LoadBinaryMask', threshold=0.5),
+    dict(type='PackSegInputs')]
+
+
+def mhs_isic(heads, dataset, sra_threshold):
+    return {
+        'model.type': 'VMUNetSegmentor',
+        'model.backbone.type': 'VMUNet', 'model.backbone.arch': f'{heads}h',
+        'model.backbone.sra_threshold': sra_threshold, 'model.backbone.drop_path_rate': 0.2,
+        'model.decode_head.type': 'VMUNetHead', 'model.decode_head.out_channels': 1,
+        'model.decode_head.threshold': 0.5,
+        'model.decode_head.loss_decode': [
+            dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0,
+                 loss_name='loss_bce'),
+            dict(type='BinaryDiceLoss', smooth=1.0, loss_weight=1.0)],
+        'model.data_preprocessor.mean': [0.0, 0.0, 0.0],
+        'model.data_preprocessor.std': [1.0, 1.0, 1.0],
+        'optim_wrapper.type': 'OptimWrapper',
+        'optim_wrapper.optimizer': dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                                        weight_decay=1e-2),
+        'param_scheduler': [dict(type='CosineAnnealingLR', T_max=50, eta_min=1e-5,
+                                 by_epoch=True, begin=0, end=300)],
+        'train_cfg.type': 'EpochBasedTrainLoop', 'train_cfg.max_epochs': 300,
+        'train_cfg.val_begin': 101, 'train_cfg.val_interval': 1,
+        'train_dataloader.batch_size': 32,
+        'train_dataloader.dataset.data_root': f'data/isic20{dataset}',
+        'randomness.seed': 42,
+        'train_pipeline': ISIC_TRAIN,
+        'test_pipeline': ISIC_TEST,
+        'val_evaluator.type': 'BinarySegMetric',
+    }
+
+
+MHS_VMAMBA_T = {'model.backbone.type': 'MHSVMamba', 'model.backbone.arch': 'tiny',
+                'model.backbone.drop_path_rate': 0.2, 'model.backbone.sra_threshold': 0.5,
+                'model.backbone.init_cfg': None}
 
 
 def backbone(type_, arch, drop_path, checkpoint, **extra):
@@ -325,6 +381,16 @@ RECIPES = {
     'upernet_mambaout_b.py': {**SEG_MAMBAOUT,
                               **backbone('MambaOut', 'base', 0.6, 'mambaout_base.pth'),
                               **seg_channels([128, 256, 512, 768])},
+    # -- MHS-VM (upstream trains ISIC18 with t = 0.5, ISIC17 with t = 0.0) ------------------
+    'vmunet_mhs_4h_isic18.py': mhs_isic(4, 18, 0.5),
+    'vmunet_mhs_3h_isic18.py': mhs_isic(3, 18, 0.5),
+    'vmunet_mhs_4h_isic17.py': mhs_isic(4, 17, 0.0),
+    'vmunet_mhs_3h_isic17.py': mhs_isic(3, 17, 0.0),
+    # no upstream recipe: VMamba-T's, from scratch (no ImageNet weights exist)
+    'upernet_mhs_vmamba_t.py': {**SEG_SWIN_160K, **MHS_VMAMBA_T,
+                                **seg_channels([96, 192, 384, 768])},
+    'mask_rcnn_mhs_vmamba_t.py': {**DET_SWIN_1X, **MHS_VMAMBA_T,
+                                  **det_channels([96, 192, 384, 768])},
 }
 
 

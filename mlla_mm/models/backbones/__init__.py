@@ -6,4 +6,8 @@ from .vim import Vim  # isort: skip
 from .mambaout import MambaOut  # isort: skip
 from .demystify import DemystifyNet  # isort: skip
 
-__all__ = ['DenseBackbone', 'MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet']
+from .vmunet import VMUNet  # isort: skip
+from .mhs_vmamba import MHSVMamba  # isort: skip
+
+__all__ = ['DenseBackbone', 'MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet', 'VMUNet',
+           'MHSVMamba']
