@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from mlla_kernels import Route, routed_selective_scan
 
@@ -203,13 +204,14 @@ class ScanRouteAttention(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         ys, total, low, std, denom = ctx.saved_tensors
         y = ys.unbind(1)
         count = len(y)
         if grad.stride() != total.stride():   # one pass into the routes' layout
             grad = torch.empty_like(total).copy_(grad)
-        zero = torch.zeros((), dtype=grad.dtype)
+        zero = grad.new_zeros(())
         # out = total * relu(cv - t), cv = std / (mean - min + eps)
         cv = std / denom
         d_cv = torch.where(cv > ctx.threshold, grad * total, zero)
@@ -218,8 +220,8 @@ class ScanRouteAttention(torch.autograd.Function):
         # d std / d y_k = (y_k - mean) / ((K - 1) std); 0 where all routes agree (as torch.std)
         coef = torch.where(std > 0, d_std / (std * (count - 1)), zero)
         # what reaches every route alike: the total (output and mean), the spread's mean and
-        # the std's -mean; the spread's min reaches the minimal routes, shared evenly on ties
-        # (as amin)
+        # the std's -mean; the spread's min reaches the minimal route (shared evenly on exact
+        # ties, as amin; upstream's min(dim) picks one of them)
         common = grad * (cv - ctx.threshold).clamp_min(0) + d_spread / count
         common -= coef * (total / count)
         is_low = [yk == low for yk in y]
