@@ -399,6 +399,9 @@ def test_loads_an_imagenet_file_into_the_segmentation_build(tmp_path):
     pose = _pretrained(path, out_indices=(0,), with_out_norms=False)
     torch.testing.assert_close(pose.stage4[0].branches[3][0].op.A_logs,
                                source.stage4[0].branches[3][0].op.A_logs)
+    # a file with only the EMA weights
+    ema = _pretrained(_save(tmp_path, 'ema.pth', dict(model_ema=state)), with_neck=True)
+    torch.testing.assert_close(ema.conv1.weight, source.conv1.weight)
 
 
 def test_loads_an_mmseg_file_with_neck_and_outnorms(tmp_path):
