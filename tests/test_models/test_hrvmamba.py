@@ -27,7 +27,8 @@ holds upstream's key lists (names and shapes, zlib-packed) and its outputs for
 * ``seg_small``: ``Backbone_HRVMamba`` of ``semantic_segmentation/tools/hrvmamba.py`` (neck,
   ``outnorm0..3``, fuse terms resized to the target size) with c1 16, widths 16-80-32-16
   (the 80-wide branch has Base's ``offset_mask_dw``), modules 1-2-1, DCNv4 without the
-  projections, input 1x3x40x72 (not a multiple of 32);
+  projections, input 1x3x40x72 (not a multiple of 32); its outputs and its neck's outputs
+  (before the outnorms, captured with a forward hook);
 * ``seg_base_keys`` / ``pose_base_keys``: the key layouts of the ADE20K Base wrapper (DCNv4 as
   coded) and of the pose Base model without the projections (the published layout).
 """
@@ -189,11 +190,17 @@ def test_golden_segmentation_wrapper_odd_size(golden):
     case = golden['seg_small']
     model = HRVMamba(dict(stage1_channels=16, channels=[16, 80, 32, 16], num_modules=(1, 2, 1)),
                      with_neck=True, drop_path_rate=0.0)
+    captured = []
+    model.neck.register_forward_hook(lambda module, args, outputs: captured.extend(outputs))
     outs = _run_golden(model, case)
     assert [tuple(o.shape) for o in outs] == [tuple(o.shape) for o in case['outputs']] == [
         (1, 128, 10, 18), (1, 256, 5, 9), (1, 512, 3, 5), (1, 2048, 2, 3)]
+    for neck_out, ref in zip(captured, case['neck_outputs']):
+        assert rel_err(neck_out, ref) < 1e-5
+    # after the outnorms: LayerNorm divides by each pixel's std over channels, 5x smaller than
+    # the median at the map's border here, so fp32 noise grows by up to that much
     for out, ref in zip(outs, case['outputs']):
-        assert rel_err(out, ref) < 1e-5
+        assert rel_err(out, ref) < 5e-5
 
 
 # -- the block -------------------------------------------------------------------------
