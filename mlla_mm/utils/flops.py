@@ -537,6 +537,14 @@ PUBLISHED: List[Dict[str, Any]] = [
          backbone=dict(type='Vim', arch='tiny', with_adapter=False), shape=(224, 224),
          gflops=1.5, params_m=7, scan_convention='ref',
          source='Vim paper (figure as given in the task brief)'),
+    dict(name='HRVMamba-B UperNet', config='configs/upernet_hrvmamba_b.py', shape=(512, 2048),
+         gflops=1184, params_m=99, source='HRVMamba README.md'),
+    *[dict(name=f'HRVMamba-{a[0].upper()} pose backbone {h}x{w}',
+           backbone=dict(type='HRVMamba', arch=a, out_indices=(0, ), with_out_norms=False),
+           shape=(h, w), gflops=g, params_m=p, source='HRVMamba README.md (COCO pose table)')
+      for a, h, w, g, p in (('tiny', 256, 192, 1.1, 2), ('small', 256, 192, 3.3, 8),
+                            ('base', 256, 192, 14.2, 47), ('small', 384, 288, 7.4, 8),
+                            ('base', 384, 288, 32.0, 47))],
 ]
 
 
