@@ -384,7 +384,8 @@ def run_benchmark(backbones: Sequence[Any], sizes: Sequence[Size] = DEFAULT_SIZE
                     if res['status'] != 'ok':
                         failed.add((spec['name'], batch))
                     med = statistics.median(res['times_ms']) if res['times_ms'] else float('nan')
-                    log(f'[round {rnd + 1}/{rounds}] {spec["name"]:>10s} {str(size):>8s}px bs{batch}: '
+                    log(f'[round {rnd + 1}/{rounds}] {spec["name"]:>10s} {str(size):>8s}px '
+                        f'bs{batch}: '
                         f'{res["status"]:>7s} {med:10.1f} ms  mem {res.get("mem_mb") or 0:9.1f} MB'
                         f'  ({time.time() - t0:.1f} s)' +
                         (f'  {res.get("error")}' if res['status'] != 'ok' else ''))

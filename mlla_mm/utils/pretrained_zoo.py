@@ -74,7 +74,7 @@ IMAGENET_TRUNK: Dict[str, dict] = {
     'VMamba': dict(out_indices=()),    # outnorm{i} per output are new
     'Vim': dict(with_adapter=False, out_indices=(-1,)),   # the adapter's fpn{i} are new
     'MambaOut': dict(out_indices=()),  # norm{i} per output are new
-    'HRVMamba': dict(with_neck=True, with_out_norms=False),  # the classifier's neck, no outnorm{i}
+    'HRVMamba': dict(with_neck=True, with_out_norms=False),  # the classifier's neck, no outnorm
 }
 
 

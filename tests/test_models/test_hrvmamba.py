@@ -402,7 +402,8 @@ def test_loads_an_imagenet_file_into_the_segmentation_build(tmp_path):
         'stage2.0.branches.0.0.mlp.fc1.weight'][:, :, None, None]
     path = _save(tmp_path, 'in1k.pth', dict(model=state, model_ema=state, epoch=300))
     seg = _pretrained(path, with_neck=True)
-    torch.testing.assert_close(seg.neck.final_layer.conv.weight, source.neck.final_layer.conv.weight)
+    torch.testing.assert_close(seg.neck.final_layer.conv.weight,
+                               source.neck.final_layer.conv.weight)
     pose = _pretrained(path, out_indices=(0,), with_out_norms=False)
     torch.testing.assert_close(pose.stage4[0].branches[3][0].op.A_logs,
                                source.stage4[0].branches[3][0].op.A_logs)

@@ -1,4 +1,4 @@
-"""DCNv4 (the deformable aggregation HRVMamba uses in place of SS2D's depthwise conv), in plain PyTorch.
+"""DCNv4 in plain PyTorch: the deformable aggregation HRVMamba uses in place of SS2D's dwconv.
 
 DCNv4 ("Efficient Deformable ConvNets", Xiong et al., CVPR 2024) ships only as a CUDA
 extension (OpenGVLab's ``DCNv4`` package, vendored by zhanghao5201/HRVMamba). Its core op,
