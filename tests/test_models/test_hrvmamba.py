@@ -360,6 +360,8 @@ def test_bad_arguments_are_named():
         small_model(frozen_stages=5)
     with pytest.raises(ValueError, match=r'expects images \(N, 3, H, W\)'):
         small_model()(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match=r'empty batch \(0, 3, 32, 32\).*skip the forward'):
+        small_model()(torch.zeros(0, 3, 32, 32))
     with pytest.raises(ValueError, match='unknown arch keys'):
         small_model(arch=dict(SMALL, depth=3))
 
