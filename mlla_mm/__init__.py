@@ -1,4 +1,8 @@
-"""mlla-mm: MLLA, VMamba and Vim backbones for mmdet/mmseg (OpenMMLab 2.0 plugin).
+"""mlla-mm: Mamba-era vision backbones for mmdet/mmseg/mmpretrain (OpenMMLab 2.0 plugin).
+
+Families: MLLA, VMamba, Vim, MambaOut and DemystifyNet (the ablation models of "Demystify
+Mamba in Vision"), each a :class:`~mlla_mm.models.backbones.DenseBackbone`; their scans run on
+:mod:`mlla_kernels` (Triton on GPU, fused numba kernels on CPU).
 
 Importing this package applies the compatibility shims (:mod:`mlla_mm.compat`)
 and registers every model into the registries of mmengine and of whichever of

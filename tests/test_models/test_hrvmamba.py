@@ -358,7 +358,7 @@ def test_bad_arguments_are_named():
         small_model(out_indices=(4,))
     with pytest.raises(ValueError, match='frozen_stages'):
         small_model(frozen_stages=5)
-    with pytest.raises(ValueError, match=r'expects images \(N, 3, H, W\)'):
+    with pytest.raises(ValueError, match=r'expects images of shape \(B, 3, H, W\)'):
         small_model()(torch.randn(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r'empty batch \(0, 3, 32, 32\).*skip the forward'):
         small_model()(torch.zeros(0, 3, 32, 32))

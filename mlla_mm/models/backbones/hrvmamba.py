@@ -27,11 +27,8 @@ from ...utils.checkpoint import CheckpointError, StateDict
 from ..layers.common import DropPath, LayerNorm2d, init_truncated_normal_
 from ..layers.dcnv4 import DCN_BACKENDS, DCNv4
 from ..layers.ss2d import SS2D, Linear2d
-from .base import DenseBackbone, resolve_arch
+from .base import DenseBackbone
 
-# Optional arch keys and their values in every published model.
-ARCH_DEFAULTS = dict(num_modules=(1, 4, 2), num_blocks=2, stage1_blocks=2, ssm_ratio=2.0,
-                     mlp_ratio=2.0, d_state=1, dcn_pointwise=False)
 # Channels of the HRFuseScales-style neck (upstream's Backbone_HRVMamba), fixed upstream.
 NECK_CHANNELS = (128, 256, 512, 1024)
 NECK_OUT_CHANNELS = 2048
@@ -84,13 +81,14 @@ class Bottleneck(BaseModule):
         out_channels (int): output channels (4 x the middle width).
         norm_cfg (dict): BatchNorm config.
         with_cp (bool): recompute the block in backward.
+        init_cfg (dict, optional): mmengine init config.
     """
 
     expansion = 4
 
     def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict,
-                 with_cp: bool = False):
-        super().__init__()
+                 with_cp: bool = False, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         mid = out_channels // self.expansion
         self.with_cp = with_cp
         self.conv1 = _conv1x1(in_channels, mid)
@@ -115,12 +113,21 @@ class Bottleneck(BaseModule):
         return _maybe_checkpoint(self._forward, x, self.with_cp)
 
 
-class ConvBNReLU(nn.Module):
-    """Conv (no bias) -> BN -> ReLU with mmcv ``ConvModule``'s key names ``conv``, ``bn``."""
+class ConvBNReLU(BaseModule):
+    """Conv (no bias) -> BN -> ReLU with mmcv ``ConvModule``'s key names ``conv``, ``bn``.
+
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        kernel_size (int): odd kernel size ('same' padding).
+        stride (int): conv stride.
+        norm_cfg (dict): BatchNorm config.
+        init_cfg (dict, optional): mmengine init config.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                 norm_cfg: dict):
-        super().__init__()
+                 norm_cfg: dict, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=kernel_size // 2, bias=False)
         self.bn = build_batch_norm(norm_cfg, out_channels)
@@ -131,10 +138,18 @@ class ConvBNReLU(nn.Module):
 
 
 class DropoutMlp(BaseModule):
-    """fc1 -> GELU -> Dropout -> fc2 -> Dropout over the channels (``mlp.fc1/fc2``, Linear2d)."""
+    """fc1 -> GELU -> Dropout -> fc2 -> Dropout over the channels (``mlp.fc1/fc2``, Linear2d).
 
-    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.0):
-        super().__init__()
+    Args:
+        embed_dims (int): input/output channels.
+        hidden_dims (int): hidden channels.
+        drop (float): Dropout rate. Default: 0.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.fc1 = Linear2d(embed_dims, hidden_dims)
         self.act = nn.GELU()
         self.fc2 = Linear2d(hidden_dims, embed_dims)
@@ -203,6 +218,7 @@ class HRVMambaBlock(BaseModule):
         mlp_drop (float): Dropout in the MLP (``mlp_drop_rate``). Default: 0.
         ssm_drop (float): Dropout after the SS2D (``ssm_drop_rate``). Default: 0.
         with_cp (bool): recompute the block in backward. Default: False.
+        init_cfg (dict, optional): mmengine init config.
         **dss2d_kwargs: :class:`DSS2D` arguments.
     """
 
@@ -210,8 +226,8 @@ class HRVMambaBlock(BaseModule):
 
     def __init__(self, embed_dims: int, drop_path: float = 0.0, esinb_drop_path: bool = True,
                  mlp_ratio: float = 2.0, mlp_drop: float = 0.0, ssm_drop: float = 0.0,
-                 with_cp: bool = False, **dss2d_kwargs):
-        super().__init__()
+                 with_cp: bool = False, init_cfg: Optional[dict] = None, **dss2d_kwargs):
+        super().__init__(init_cfg=init_cfg)
         groups = len(self.KERNELS)
         if embed_dims % groups:
             raise ValueError(f'HRVMambaBlock: channels ({embed_dims}) must be a multiple of '
@@ -264,11 +280,13 @@ class HRVMambaModule(BaseModule):
         multiscale_output (bool): fuse into every branch, or only into branch 0.
         norm_cfg (dict): BatchNorm config of the fuse layers.
         block_kwargs (dict): :class:`HRVMambaBlock` arguments.
+        init_cfg (dict, optional): mmengine init config.
     """
 
     def __init__(self, channels: Sequence[int], num_blocks: int, drop_paths: Sequence[float],
-                 multiscale_output: bool, norm_cfg: dict, block_kwargs: dict):
-        super().__init__()
+                 multiscale_output: bool, norm_cfg: dict, block_kwargs: dict,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.num_branches = len(channels)
         self.multiscale_output = multiscale_output
         self.branches = nn.ModuleList([
@@ -330,10 +348,12 @@ class HRFuseNeck(BaseModule):
         in_channels (Sequence[int]): the four branch widths.
         norm_cfg (dict): BatchNorm config.
         with_cp (bool): recompute the Bottlenecks in backward.
+        init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self, in_channels: Sequence[int], norm_cfg: dict, with_cp: bool = False):
-        super().__init__()
+    def __init__(self, in_channels: Sequence[int], norm_cfg: dict, with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         if len(in_channels) != len(NECK_CHANNELS):
             raise ValueError(f'HRFuseNeck: needs {len(NECK_CHANNELS)} branches, got {in_channels}')
         self.increase_layers = nn.ModuleList([
@@ -421,7 +441,9 @@ class HRVMamba(DenseBackbone):
         **dict.fromkeys(['b', 'base'], dict(stage1_channels=64, channels=[80, 160, 320, 640])),
     }
     essential_keys = ('stage1_channels', 'channels')
-    num_stages = 4
+    # Optional arch keys and their values in every published model.
+    arch_defaults = dict(num_modules=(1, 4, 2), num_blocks=2, stage1_blocks=2, ssm_ratio=2.0,
+                         mlp_ratio=2.0, d_state=1, dcn_pointwise=False)
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -442,8 +464,7 @@ class HRVMamba(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'HRVMamba',
-                                defaults=ARCH_DEFAULTS)
+        settings = self.resolve_arch(arch)
         channels = [int(c) for c in settings['channels']]
         num_modules = [int(m) for m in settings['num_modules']]
         if len(channels) != 4 or len(num_modules) != 3:
@@ -452,8 +473,11 @@ class HRVMamba(DenseBackbone):
         if dcn_backend not in DCN_BACKENDS:
             raise ValueError(f'HRVMamba: dcn_backend must be one of {DCN_BACKENDS}, '
                              f'got {dcn_backend!r}')
+        # frozen_stages counts layer1 and stages 2-4 (HRNet's numbering: k freezes up to
+        # stage k); outputs are the four branches (or neck levels)
+        self.num_stages = 4
         self._check_out_indices(4)
-        self._check_frozen_stages(4, '-1 none, 0 stem, 1 + layer1, 2-4 + stages 2-4')
+        self._check_frozen_stages(self.num_stages, '-1 none, 0 stem, 1 + layer1, 2-4 + stages 2-4')
         self.arch_settings = settings
         self.channels = channels
         self.in_channels = in_channels
@@ -485,7 +509,7 @@ class HRVMamba(DenseBackbone):
                             dcn_pointwise=self.dcn_pointwise, kernel_backend=kernel_backend,
                             dcn_backend=dcn_backend)
         # pose layout: only branch 0 leaves the last module
-        self.multiscale_output = with_neck or self.out_indices != (0,)
+        self.multiscale_output = with_neck or set(self.out_indices) != {0}
         previous = [stage1_out]
         start = 0
         for s, modules in enumerate(num_modules):
@@ -506,7 +530,7 @@ class HRVMamba(DenseBackbone):
         if with_neck:
             self.neck = HRFuseNeck(channels, norm_cfg, with_cp)
             out_widths = self.neck.out_channels
-        self.out_widths = list(out_widths)
+        self.num_features = list(out_widths)
         if with_out_norms:
             for i in self.out_indices:
                 self.add_module(f'outnorm{i}', LayerNorm2d(out_widths[i]))
@@ -529,23 +553,14 @@ class HRVMamba(DenseBackbone):
                     nn.ReLU(inplace=True))))
         return nn.ModuleList(layers)
 
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of each returned map (FPN / UperHead ``in_channels``)."""
-        return [self.out_widths[i] for i in self.out_indices]
 
     # -- forward -------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Images (N, in_channels, H, W) -> the maps of ``out_indices`` (NCHW).
+        """Images (N, in_channels, H, W) -> the maps of ``out_indices`` (NCHW, in order).
 
         Branch b is at ceil-halved 1/2^(b+2) resolution (250x333 -> 63x84, 32x42, 16x21, 8x11).
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'HRVMamba expects images (N, {self.in_channels}, H, W), got '
-                             f'shape {tuple(x.shape)}')
-        if x.shape[0] == 0:
-            raise ValueError(f'HRVMamba got an empty batch {tuple(x.shape)}: no image to run on; '
-                             'skip the forward pass when a batch has no images')
+        self._check_images(x)
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         ys = [self.layer1(x)]
@@ -557,7 +572,7 @@ class HRVMamba(DenseBackbone):
         if self.with_neck:
             ys = self.neck(ys)
         outs = []
-        for i in self.out_indices:
+        for i in sorted(set(self.out_indices)):
             out = ys[i]
             if self.with_out_norms:
                 out = getattr(self, f'outnorm{i}')(out)
@@ -583,14 +598,14 @@ class HRVMamba(DenseBackbone):
                 nn.init.zeros_(m.offset_mask.weight)
                 nn.init.zeros_(m.offset_mask.bias)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            for m in (self.conv1, self.bn1, self.conv2, self.bn2):
-                self._freeze(m)
-        for i in range(1, self.frozen_stages + 1):
-            self._freeze(self.layer1 if i == 1 else getattr(self, f'stage{i}'))
-            if i < 4:
-                self._freeze(getattr(self, f'transition{i}'))
+    def _stem_parts(self) -> list:
+        return [self.conv1, self.bn1, self.conv2, self.bn2]
+
+    def _stage_parts(self, index: int) -> list:
+        # stage 0 = layer1 + transition1, 1-3 = stage2-4 (+ the transition after them)
+        if index == 0:
+            return [self.layer1, self.transition1]
+        return [getattr(self, f'stage{index + 1}'), getattr(self, f'transition{index + 1}', None)]
 
     # -- checkpoints ---------------------------------------------------------
     # A file's DCNv4 layout and what it carries beyond the backbone.

@@ -14,8 +14,9 @@ SS2D of HRVMamba hands over channels-last maps, for which the permutes here are 
   sample, or times the sample's x/y slope); (b) per (n, group, block of channels), the value
   gradient, scattered to the 4 corners -- each program owns its channels, so nothing races.
 
-Programs run on torch's thread count through the scan kernels' thread pool
-(:func:`mlla_kernels.numba_utils._run`), compiled with the same options (disk-cached).
+Programs run on torch's thread count through the scan engine's thread pool
+(:func:`mlla_kernels.routed_scan.numba._run`), compiled with its options
+(:func:`mlla_kernels.routed_scan.numba_math.jit`: fastmath, no GIL, disk-cached).
 float32 and float64 are computed as they are; fp16/bf16 are computed in float32.
 """
 import math
@@ -23,10 +24,11 @@ import math
 import numpy as np
 import torch
 
-from mlla_kernels.numba_utils import _jit, _run
+from mlla_kernels.routed_scan.numba import _run
+from mlla_kernels.routed_scan.numba_math import jit
 
 
-@_jit()
+@jit()
 def _point(ho, wo, i, j, dx, dy, stride, origin, dilation, scale):
     """Sampling point (x, y) of kernel column i, row j at output pixel (ho, wo)."""
     x = wo * stride + origin + (i * dilation + dx) * scale
@@ -34,7 +36,7 @@ def _point(ho, wo, i, j, dx, dy, stride, origin, dilation, scale):
     return x, y
 
 
-@_jit()
+@jit()
 def _corners(x, y, mask, height, width, weights, rows, cols):
     """The 4 bilinear corners of (x, y): weights (times the mask; 0 for a corner outside the
     map), rows and columns, in the order (y0, x0), (y0, x1), (y1, x0), (y1, x1)."""
@@ -55,7 +57,7 @@ def _corners(x, y, mask, height, width, weights, rows, cols):
         cols[q] = xx if inside else 0
 
 
-@_jit()
+@jit()
 def _forward_kernel(start, step, n_programs, value, om, out, group, kernel, stride, pad,
                     dilation, scale):
     height, width, channels = value.shape[1], value.shape[2], value.shape[3]
@@ -93,7 +95,7 @@ def _forward_kernel(start, step, n_programs, value, om, out, group, kernel, stri
                                     acc[c] += w * src[c]
 
 
-@_jit()
+@jit()
 def _offset_grad_kernel(start, step, n_programs, value, om, grad_out, grad_om, group, kernel,
                         stride, pad, dilation, scale):
     height, width, channels = value.shape[1], value.shape[2], value.shape[3]
@@ -160,7 +162,7 @@ def _offset_grad_kernel(start, step, n_programs, value, om, grad_out, grad_om, g
                         grad_om[n, ho, wo, base + 2 * points + p] = sample
 
 
-@_jit()
+@jit()
 def _value_grad_kernel(start, step, n_programs, om, grad_out, grad_value, group, kernel,
                        stride, pad, dilation, scale, block, blocks_per_group):
     height, width, channels = grad_value.shape[1], grad_value.shape[2], grad_value.shape[3]
