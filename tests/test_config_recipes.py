@@ -23,6 +23,9 @@ Sources (read at the commits named in the configs' headers):
 * MHS-VM: PixDeep/MHS-VM ``configs/config_setting.py``, ``utils.py`` (transforms, BceDiceLoss)
   and ``test.py`` (t = 0.4 at test time, set with --cfg-options). The MHS VMamba-style
   backbone has no upstream recipe: its UperNet / Mask R-CNN configs take VMamba-T's.
+* HRVMamba: zhanghao5201/HRVMamba (7222bc4)
+  ``semantic_segmentation/configs/hrvmamba/hrvmamba_base_160k_ade20k-512x512_base.py`` (on
+  mmseg's upernet_swin / schedule_160k); no detection recipe upstream: ours is the Swin 1x.
 """
 import glob
 import os.path as osp
@@ -391,6 +394,24 @@ RECIPES = {
                                 **seg_channels([96, 192, 384, 768])},
     'mask_rcnn_mhs_vmamba_t.py': {**DET_SWIN_1X, **MHS_VMAMBA_T,
                                   **det_channels([96, 192, 384, 768])},
+    'upernet_hrvmamba_b.py': {
+        **SEG_SWIN_160K,
+        'optim_wrapper.paramwise_cfg.custom_keys': {'norm': {'decay_mult': 0.0}},
+        'param_scheduler': [
+            dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=1500),
+            dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000,
+                 by_epoch=False)],
+        **backbone('HRVMamba', 'base', 0.15, 'hrvmamba_base_best.pth', with_neck=True,
+                   out_indices=(0, 1, 2, 3), norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        **seg_channels([128, 256, 512, 2048])},
+    'mask_rcnn_hrvmamba_s.py': {**DET_SWIN_1X,
+                                **backbone('HRVMamba', 'small', 0.1, 'hrvmamba_small_best.pth',
+                                           out_indices=(0, 1, 2, 3)),
+                                **det_channels([32, 64, 128, 256])},
+    'mask_rcnn_hrvmamba_b.py': {**DET_SWIN_1X,
+                                **backbone('HRVMamba', 'base', 0.2, 'hrvmamba_base_best.pth',
+                                           out_indices=(0, 1, 2, 3)),
+                                **det_channels([80, 160, 320, 640])},
 }
 
 
