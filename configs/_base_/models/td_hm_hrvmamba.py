@@ -12,7 +12,15 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True),
-    backbone=dict(type='HRVMamba', arch='small', out_indices=(0, ), norm_cfg=norm_cfg),
+    # upstream's pose model: only branch 0 out (stage 4's last module fuses into it alone),
+    # no output norm, no stochastic depth on the multi-scale conv branch
+    backbone=dict(
+        type='HRVMamba',
+        arch='small',
+        out_indices=(0, ),
+        with_out_norms=False,
+        esinb_drop_path=False,
+        norm_cfg=norm_cfg),
     head=dict(
         type='HeatmapHead',
         in_channels=32,
