@@ -3,7 +3,8 @@ import importlib
 
 __all__ = []
 for _name, _cls in (('mlla', 'MLLA'), ('vmamba', 'VMamba'), ('vim', 'Vim'),
-                    ('mambaout', 'MambaOut'), ('demystify', 'DemystifyNet')):
+                    ('mambaout', 'MambaOut'), ('demystify', 'DemystifyNet'),
+                    ('hrvmamba', 'HRVMamba')):
     try:
         _mod = importlib.import_module(f'.{_name}', __name__)
     except ModuleNotFoundError as _err:  # family not written yet
