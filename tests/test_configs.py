@@ -53,12 +53,15 @@ def _small_batch(scope, size=(64, 96)):
         from mmpretrain.structures import DataSample
         sample = DataSample(metainfo=meta)
     elif scope == 'mmpose':   # a person crop: what the top-down model decodes back with
+        from mmengine.structures import InstanceData
         from mmpose.datasets.datasets.utils import parse_pose_metainfo
         from mmpose.structures import PoseDataSample
         coco = parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py'))
         sample = PoseDataSample(metainfo=dict(
             meta, input_size=(w, h), input_center=np.array([w / 2, h / 2]),
             input_scale=np.array([w, h]), flip_indices=coco['flip_indices']))
+        sample.gt_instances = InstanceData(bboxes=np.array([[0.0, 0.0, w, h]]),
+                                           bbox_scores=np.ones(1))
     else:
         from mmseg.structures import SegDataSample
         sample = SegDataSample(metainfo=meta)

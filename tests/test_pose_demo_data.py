@@ -219,9 +219,6 @@ def test_coco_metric_scores_the_ground_truth_as_perfect(root):
         pred = dict(keypoints=item['keypoints'], keypoint_scores=np.ones((1, 17)),
                     bbox_scores=np.ones(1))
         metric.process([], [dict(id=item['id'], img_id=item['img_id'], pred_instances=pred,
-                                 raw_ann_info=item['raw_ann_info'], category_id=1,
-                                 gt_instances=dict(bbox_scales=item['bbox_scale'],
-                                                   bbox_scores=np.ones(1), areas=np.array(
-                                                       [item['area']])))])
+                                 gt_instances=dict(bbox_scores=np.ones(1)))])
     result = metric.evaluate(len(dataset))
     assert result['coco/AP'] == pytest.approx(1.0)

@@ -29,7 +29,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),  # tools/ switch to gloo where there is no CUDA
 )
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# matplotlib drawing: mmpose 1.3.2's OpenCV one fails under numpy >= 2.4 (int() of arrays)
+visualizer = dict(type='PoseLocalVisualizer', vis_backends=vis_backends, name='visualizer',
+                  backend='matplotlib')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True, num_digits=6)
 log_level = 'INFO'
 load_from = None

@@ -43,6 +43,11 @@ def make_visualizer(model, name: str = 'mlla_mm_pictures'):
     # visualizers are named singletons: reuse one of this name if it exists
     if visualizer_type.check_instance_created(name):
         visualizer = visualizer_type.get_instance(name)
+    elif model.codebase == 'mmpose':
+        # mmpose 1.3.2's OpenCV drawing calls int() on 1-element arrays, an error since
+        # numpy 2.4; its matplotlib drawing (mmengine's) works
+        visualizer = visualizer_type(name=name, alpha=0.8, radius=2, line_width=2,
+                                     backend='matplotlib')
     else:
         visualizer = visualizer_type(name=name, alpha=0.5)
     if model.codebase == 'mmpose':
