@@ -13,8 +13,11 @@
 # mixed precision.
 # Published: 69.5 AP on COCO val2017 with those detections, 2M params, 1.1 GFLOPs
 # (upstream README; not reproduced here).
-# Pretrained: upstream's ImageNet-1k HRVMamba-T `hrvmamba_tinynew_best.pth` (Google
-# Drive; see tools/download_checkpoints.py), saved as checkpoints/hrvmamba_tinynew_best.pth.
+# Pretrained: upstream's config starts from `hrvmamba_tinynew_best.pth`, an ImageNet-1k
+# HRVMamba-T of this (plain) layout that upstream has not published: its README's ImageNet
+# Tiny is an HRVmamba_se_lpu model, which this backbone does not build. Put such a file at
+# checkpoints/hrvmamba_tinynew_best.pth, or train from scratch with
+# --cfg-options model.backbone.init_cfg=None (the COCO result then will not be upstream's).
 _base_ = [
     './_base_/models/td_hm_hrvmamba.py',
     './_base_/datasets/coco_keypoints.py',
