@@ -20,6 +20,9 @@ Sources (read at the commits named in the configs' headers):
   ``det/projects/ViTDet/configs/COCO/cascade_mask_rcnn_vimdet_t_100ep_adj1.py``.
 * MambaOut: the paper (arXiv 2405.07992, Sec. 4.3/4.4) and the authors' answers in
   yuweihao/MambaOut#251 (Swin config, lr 1e-4, drop path T 0.3 / S 0.3-0.4 / B 0.6).
+* HRVMamba: zhanghao5201/HRVMamba (7222bc4)
+  ``semantic_segmentation/configs/hrvmamba/hrvmamba_base_160k_ade20k-512x512_base.py`` (on
+  mmseg's upernet_swin / schedule_160k); no detection recipe upstream: ours is the Swin 1x.
 * HRVMamba pose: zhanghao5201/HRVMamba ``pose_estimation/configs/cocofinal/
   td-hm_hrvmamba_{tiny,small,base}_8xb32-210e_coco-{256x192,384x288}.py`` (mmpose 1.3.1).
 """
@@ -393,6 +396,24 @@ RECIPES = {
     'upernet_mambaout_b.py': {**SEG_MAMBAOUT,
                               **backbone('MambaOut', 'base', 0.6, 'mambaout_base.pth'),
                               **seg_channels([128, 256, 512, 768])},
+    'upernet_hrvmamba_b.py': {
+        **SEG_SWIN_160K,
+        'optim_wrapper.paramwise_cfg.custom_keys': {'norm': {'decay_mult': 0.0}},
+        'param_scheduler': [
+            dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=1500),
+            dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000,
+                 by_epoch=False)],
+        **backbone('HRVMamba', 'base', 0.15, 'hrvmamba_base_best.pth', with_neck=True,
+                   out_indices=(0, 1, 2, 3), norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        **seg_channels([128, 256, 512, 2048])},
+    'mask_rcnn_hrvmamba_s.py': {**DET_SWIN_1X,
+                                **backbone('HRVMamba', 'small', 0.1, 'hrvmamba_small_best.pth',
+                                           out_indices=(0, 1, 2, 3)),
+                                **det_channels([32, 64, 128, 256])},
+    'mask_rcnn_hrvmamba_b.py': {**DET_SWIN_1X,
+                                **backbone('HRVMamba', 'base', 0.2, 'hrvmamba_base_best.pth',
+                                           out_indices=(0, 1, 2, 3)),
+                                **det_channels([80, 160, 320, 640])},
     # -- HRVMamba pose (every field upstream's; batch per GPU as upstream's files set it) ---
     'td-hm_hrvmamba_t_coco-256x192.py': td_hm_hrvmamba(
         'tiny', 16, (0.0, 0.0, 0.0), 'hrvmamba_tinynew_best.pth', POSE_256, batch=128),

@@ -1,4 +1,4 @@
-"""DCNv4 (the deformable aggregation HRVMamba uses in place of SS2D's depthwise conv), in plain PyTorch.
+"""DCNv4 in plain PyTorch: the deformable aggregation HRVMamba uses in place of SS2D's dwconv.
 
 DCNv4 ("Efficient Deformable ConvNets", Xiong et al., CVPR 2024) ships only as a CUDA
 extension (OpenGVLab's ``DCNv4`` package, vendored by zhanghao5201/HRVMamba). Its core op,
@@ -20,10 +20,11 @@ so a point with x <= -1, y <= -1, x >= W or y >= H contributes nothing. The mask
 values per group -- ``k*k`` (dx, dy) pairs, then ``k*k`` mask values -- padded at the end to a
 multiple of 8 (the padding is ignored).
 
-Three twins compute that op, each differentiable on CPU and CUDA tensors:
+Four twins compute that op, each differentiable:
 
 * :func:`dcnv4_naive` -- the reference: the formula above written out point by point and
   corner by corner, as the CUDA kernel does (slow; tests only);
+* ``'numba'`` -- fused CPU kernels, forward and backward (:mod:`.dcnv4_numba`), channels-last;
 * ``'grid_sample'`` -- ``F.grid_sample`` per point (bilinear, zero padding,
   ``align_corners=False`` maps pixel indices exactly), times the mask, summed;
 * ``'torchvision'`` -- ``torchvision.ops.deform_conv2d`` with a ``ones`` depthwise kernel:
@@ -46,7 +47,7 @@ from torch import nn
 
 from .ss2d import Linear2d
 
-DCN_BACKENDS = ('auto', 'torchvision', 'grid_sample', 'naive')
+DCN_BACKENDS = ('auto', 'numba', 'grid_sample', 'torchvision', 'naive')
 
 
 def _check(value: torch.Tensor, offset_mask: torch.Tensor, group: int, kernel_size: int,
@@ -188,9 +189,10 @@ def dcnv4(value: torch.Tensor, offset_mask: torch.Tensor, group: int, kernel_siz
     """DCNv4's core op (see the module docstring); arguments as :func:`dcnv4_naive`.
 
     Args:
-        backend (str): 'auto' (= 'grid_sample', measured 1.5-5x faster forward and 5-10x
-            faster forward + backward than torchvision's deform_conv2d on CPU),
-            'grid_sample', 'torchvision' or 'naive'.
+        backend (str): 'auto' ('numba' for CPU tensors when numba is installed, else
+            'grid_sample'), 'numba' (CPU only), 'grid_sample', 'torchvision' or 'naive'.
+            On CPU, grid_sample is 1.5-5x faster forward and 5-10x faster forward + backward
+            than torchvision's deform_conv2d, and numba faster again (docs/hrvmamba.md).
     """
     if backend not in DCN_BACKENDS:
         raise ValueError(f'dcnv4: backend must be one of {DCN_BACKENDS}, got {backend!r}')
@@ -198,9 +200,23 @@ def dcnv4(value: torch.Tensor, offset_mask: torch.Tensor, group: int, kernel_siz
         return dcnv4_naive(value, offset_mask, group, kernel_size, stride, pad, dilation,
                            offset_scale)
     out_h, out_w = _check(value, offset_mask, group, kernel_size, stride, pad, dilation)
+    if backend == 'auto':
+        backend = 'numba' if not value.is_cuda and _has_numba() else 'grid_sample'
+    if backend == 'numba':
+        from .dcnv4_numba import dcnv4_numba
+        return dcnv4_numba(value, offset_mask, group, kernel_size, stride, pad, dilation,
+                           offset_scale, out_h, out_w)
     impl = _dcnv4_torchvision if backend == 'torchvision' else _dcnv4_grid_sample
     return impl(value, offset_mask, group, kernel_size, stride, pad, dilation, offset_scale,
                 out_h, out_w)
+
+
+def _has_numba() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class DCNv4(BaseModule):
