@@ -265,22 +265,22 @@ class _Canvas:
             return None
         return (slice(y0, y1), slice(x0, x1)), np.array([x0, y0], np.float64)
 
-    def paint(self, mask_window, mask: np.ndarray, colour: np.ndarray, owner: int,
-              rng: np.random.Generator, outline: bool = True) -> None:
+    def paint(self, win, mask: np.ndarray, colour: np.ndarray, owner: int,
+              rng: np.random.Generator) -> None:
+        """Paint ``mask`` (in window ``win``) in ``colour``, gently shaded across, with a
+        darker outline, and make ``owner`` the top of its pixels."""
         import cv2
         if not mask.any():
             return
-        win = mask_window
         ys, xs = np.nonzero(mask)
         theta = rng.uniform(0, 2 * math.pi)
         u = (xs * math.cos(theta) + ys * math.sin(theta)).astype(np.float32)
         u = (u - u.mean()) / max(float(np.ptp(u)), 1.0)
         shade = 1.0 + rng.uniform(0.1, 0.3) * u
         pixels = colour[None] * shade[:, None]
-        if outline:
-            inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8),
-                              borderType=cv2.BORDER_CONSTANT, borderValue=0)
-            pixels[~inner[ys, xs].astype(bool)] *= 0.5
+        inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        pixels[~inner[ys, xs].astype(bool)] *= 0.5   # outline: overlapping limbs stay apart
         self.image[win][ys, xs] = pixels
         self.owner[win][ys, xs] = owner
 
