@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-seg test test-fast benchmark clean
+.PHONY: setup demo demo-seg demo-medseg test test-fast benchmark clean
 
 setup:
 	bash tools/setup_env.sh
@@ -14,6 +14,9 @@ demo: setup
 demo-seg: setup
 	$(PY) tools/demo.py --task seg
 
+demo-medseg: setup
+	$(PY) tools/demo.py --task medseg
+
 test: setup
 	$(PY) -m pytest tests -q --durations=15 $(PYTEST_ARGS)
 
@@ -21,4 +24,4 @@ benchmark: setup
 	$(PY) -m mlla_kernels.benchmark
 
 clean:
-	rm -rf work_dirs data/demo_coco data/demo_ade20k
+	rm -rf work_dirs data/demo_coco data/demo_ade20k data/demo_isic

@@ -67,6 +67,9 @@ register_model = _decorator('MODELS')
 register_optim_wrapper_constructor = _decorator('OPTIM_WRAPPER_CONSTRUCTORS')
 register_optim_wrapper = _decorator('OPTIM_WRAPPERS')
 register_hook = _decorator('HOOKS')
+register_metric = _decorator('METRICS')
+register_dataset = _decorator('DATASETS')
+register_transform = _decorator('TRANSFORMS')
 
 
 def registered(kind: str = 'MODELS') -> List[type]:

@@ -25,6 +25,9 @@ Sources (read at the commits named in the configs' headers):
   mmseg's upernet_swin / schedule_160k); no detection recipe upstream: ours is the Swin 1x.
 * HRVMamba pose: zhanghao5201/HRVMamba ``pose_estimation/configs/cocofinal/
   td-hm_hrvmamba_{tiny,small,base}_8xb32-210e_coco-{256x192,384x288}.py`` (mmpose 1.3.1).
+* MHS-VM: PixDeep/MHS-VM ``configs/config_setting.py``, ``utils.py`` (transforms, BceDiceLoss)
+  and ``test.py`` (t = 0.4 at test time, set with --cfg-options). The MHS VMamba-style
+  backbone has no upstream recipe: its UperNet / Mask R-CNN configs take VMamba-T's.
 """
 import glob
 import os.path as osp
@@ -242,6 +245,59 @@ POSE_256 = pose_codec(192, 256, 2)
 POSE_384 = pose_codec(288, 384, 3)
 
 
+# MHS-VM / VM-UNet on ISIC (configs/config_setting.py): from scratch, 256^2, batch 32,
+# 300 epochs, AdamW 1e-3, cosine T_max 50 per epoch, BCE + Dice, flips and rotation.
+ISIC_TRAIN = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadBinaryMask', threshold=0.5),
+    dict(type='MinMaxNormalize'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRotate', prob=0.5, degree=(0, 360), pad_val=0, seg_pad_val=0),
+    dict(type='Resize', scale=(256, 256), keep_ratio=False),
+    dict(type='PackSegInputs')]
+ISIC_TEST = [
+    dict(type='LoadImageFromFile'),
+    dict(type='MinMaxNormalize'),
+    dict(type='Resize', scale=(256, 256), keep_ratio=False),
+    dict(type='LoadBinaryMask', threshold=0.5),
+    dict(type='PackSegInputs')]
+
+
+def mhs_isic(heads, dataset, sra_threshold):
+    return {
+        'model.type': 'VMUNetSegmentor',
+        'model.backbone.type': 'VMUNet', 'model.backbone.arch': f'{heads}h',
+        'model.backbone.sra_threshold': sra_threshold, 'model.backbone.drop_path_rate': 0.2,
+        'model.decode_head.type': 'VMUNetHead', 'model.decode_head.out_channels': 1,
+        'model.decode_head.threshold': 0.5,
+        'model.decode_head.loss_decode': [
+            dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0,
+                 loss_name='loss_bce'),
+            dict(type='BinaryDiceLoss', smooth=1.0, loss_weight=1.0)],
+        'model.data_preprocessor.mean': [0.0, 0.0, 0.0],
+        'model.data_preprocessor.std': [1.0, 1.0, 1.0],
+        'optim_wrapper.type': 'OptimWrapper',
+        'optim_wrapper.optimizer': dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                                        weight_decay=1e-2),
+        'param_scheduler': [dict(type='CosineAnnealingLR', T_max=50, eta_min=1e-5,
+                                 by_epoch=True, begin=0, end=300)],
+        'train_cfg.type': 'EpochBasedTrainLoop', 'train_cfg.max_epochs': 300,
+        'train_cfg.val_begin': 101, 'train_cfg.val_interval': 1,
+        'train_dataloader.batch_size': 32,
+        'train_dataloader.dataset.data_root': f'data/isic20{dataset}',
+        'randomness.seed': 42,
+        'train_pipeline': ISIC_TRAIN,
+        'test_pipeline': ISIC_TEST,
+        'val_evaluator.type': 'BinarySegMetric',
+    }
+
+
+MHS_VMAMBA_T = {'model.backbone.type': 'MHSVMamba', 'model.backbone.arch': 'tiny',
+                'model.backbone.drop_path_rate': 0.2, 'model.backbone.sra_threshold': 0.5,
+                'model.backbone.init_cfg': None}
+
+
 def backbone(type_, arch, drop_path, checkpoint, **extra):
     fields = {'model.backbone.type': type_, 'model.backbone.arch': arch,
               'model.backbone.drop_path_rate': drop_path,
@@ -426,6 +482,16 @@ RECIPES = {
     'td-hm_hrvmamba_b_coco-384x288.py': td_hm_hrvmamba(
         'base', 80, (0.6, 0.2, 0.2), 'hrvmamba_base_best.pth', POSE_384, batch=32,
         val_interval=1),
+    # -- MHS-VM (upstream trains ISIC18 with t = 0.5, ISIC17 with t = 0.0) ------------------
+    'vmunet_mhs_4h_isic18.py': mhs_isic(4, 18, 0.5),
+    'vmunet_mhs_3h_isic18.py': mhs_isic(3, 18, 0.5),
+    'vmunet_mhs_4h_isic17.py': mhs_isic(4, 17, 0.0),
+    'vmunet_mhs_3h_isic17.py': mhs_isic(3, 17, 0.0),
+    # no upstream recipe: VMamba-T's, from scratch (no ImageNet weights exist)
+    'upernet_mhs_vmamba_t.py': {**SEG_SWIN_160K, **MHS_VMAMBA_T,
+                                **seg_channels([96, 192, 384, 768])},
+    'mask_rcnn_mhs_vmamba_t.py': {**DET_SWIN_1X, **MHS_VMAMBA_T,
+                                  **det_channels([96, 192, 384, 768])},
 }
 
 

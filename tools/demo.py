@@ -2,6 +2,7 @@
 
     python tools/demo.py                 # Mask R-CNN + MLLA on the generated COCO-format data
     python tools/demo.py --task seg      # UperNet + MLLA on the generated ADE20K-layout data
+    python tools/demo.py --task medseg   # VM-UNet + MHS on the generated ISIC-layout lesions
     python tools/demo.py --task pose     # top-down HRVMamba on the generated COCO keypoints
     python tools/demo.py --task all
 
@@ -31,6 +32,9 @@ TASKS = {
     'seg': dict(config='configs/demo/upernet_mlla_demo.py', kind='ade20k',
                 data_root='data/demo_ade20k', curve_options=['train_cfg.val_interval=200'],
                 keys=('mIoU', 'aAcc', 'mAcc')),
+    'medseg': dict(config='configs/demo/vmunet_mhs_demo.py', kind='isic',
+                   data_root='data/demo_isic', curve_options=['train_cfg.val_interval=100'],
+                   keys=('IoU', 'Dice', 'Accuracy', 'Sensitivity', 'Specificity')),
     'pose': dict(config='configs/demo/td-hm_hrvmamba_demo.py', kind='coco_pose',
                  data_root='data/demo_coco_pose', curve_options=['train_cfg.val_interval=1'],
                  keys=('coco/AP', 'coco/AP .5', 'coco/AP .75', 'coco/AR')),
@@ -38,9 +42,10 @@ TASKS = {
 
 
 def _generator(kind):
-    from mlla_mm.datasets import demo_data, demo_pose
+    from mlla_mm.datasets import demo_data, demo_medseg, demo_pose
     return {'coco': demo_data.generate_coco_instance,
             'ade20k': demo_data.generate_ade20k_semantic,
+            'isic': demo_medseg.generate_isic_lesions,
             'coco_pose': demo_pose.generate_coco_pose}[kind]
 
 
@@ -62,9 +67,10 @@ def latest_checkpoint(work_dir):
 
 
 def write_pictures(config, checkpoint, work_dir, data_root, metric_keys, before_training,
-                   num_images=4):
-    """Predictions beside the ground truth on ``num_images`` validation images, and the
-    training curves; returns the paths written."""
+                   num_images=4, binary=False):
+    """Predictions beside the ground truth on ``num_images`` validation images (``binary``:
+    image | ground-truth mask | predicted mask), and the training curves; returns the paths
+    written."""
     import torch
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DATASETS
@@ -79,8 +85,9 @@ def write_pictures(config, checkpoint, work_dir, data_root, metric_keys, before_
         with torch.no_grad():
             samples = model.test_step(pseudo_collate([dataset[i] for i in indices]))
         sample = visualize.merge_pose_samples(samples) if len(indices) > 1 else samples[0]
-        picture = visualize.draw_sample(visualizer, inference.read_image(sample.img_path),
-                                        sample, with_gt=True)
+        image = inference.read_image(sample.img_path)
+        picture = (visualize.draw_binary_masks(image, sample) if binary else
+                   visualize.draw_sample(visualizer, image, sample, with_gt=True))
         stem = osp.splitext(osp.basename(sample.img_path))[0]
         written.append(visualize.save_rgb(picture, osp.join(out_dir, f'val_{stem}.png')))
         drawn.append(picture)
@@ -153,10 +160,11 @@ def run_task(name, args):
 
     start = time.time()
     pictures = write_pictures(config, checkpoint, work_dir, data_root, task['keys'], m_before,
-                              num_images=args.num_pictures)
+                              num_images=args.num_pictures, binary=task['kind'] == 'isic')
     log.append(dict(cmd='pictures', seconds=round(time.time() - start, 1)))
-    print(f'\n[demo] {name}: pictures ({time.time() - start:.0f} s; left = ground truth, '
-          'right = prediction):')
+    layout = ('image | ground truth | prediction' if task['kind'] == 'isic'
+              else 'left = ground truth, right = prediction')
+    print(f'\n[demo] {name}: pictures ({time.time() - start:.0f} s; {layout}):')
     for path in pictures:
         print(f'  {path}')
     return dict(config=config, train_minutes=round(train_seconds / 60, 2),
@@ -171,7 +179,8 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--seed', type=int, default=0, help='seed of the generated data')
     parser.add_argument('--data-root', help='run on the data in DIR (COCO layout for det, '
-                        'ADE20K layout for seg, COCO person keypoints for pose) instead of '
+                        'ADE20K layout for seg, ISIC layout for medseg, COCO person keypoints '
+                        'for pose) instead of '
                         'generating it')
     parser.add_argument('--num-pictures', type=int, default=4,
                         help='validation images drawn with their predictions (default 4)')

@@ -3,7 +3,8 @@ training curves from an mmengine run's ``vis_data/scalars.json``.
 
 Drawing uses mmdet's ``DetLocalVisualizer`` (masks, boxes, class names), mmseg's
 ``SegLocalVisualizer`` (colour overlays with class names) and mmpose's
-``PoseLocalVisualizer`` (keypoints and skeletons of every person); the plot uses matplotlib.
+``PoseLocalVisualizer`` (keypoints and skeletons of every person); binary masks are drawn as
+``image | ground truth | prediction`` panels; the plot uses matplotlib.
 """
 import glob
 import json
@@ -104,6 +105,31 @@ def merge_pose_samples(samples):
     """One sample per image from a top-down model's per-person samples of that image."""
     from mmpose.structures import merge_data_samples
     return merge_data_samples(list(samples))
+
+
+def draw_binary_masks(image_bgr: np.ndarray, sample, titles: bool = True) -> np.ndarray:
+    """``image | ground-truth mask | predicted mask`` (RGB) for binary segmentation: the
+    masks white (foreground) on black, the prediction's mistakes tinted (red: false
+    positive, blue: missed foreground) when the ground truth is known."""
+    image = np.ascontiguousarray(image_bgr[..., ::-1])
+    pred = sample.pred_sem_seg.data.squeeze(0).cpu().numpy() == 1
+    panels, names = [image], ['image']
+    gt = None
+    if 'gt_sem_seg' in sample:
+        gt = sample.gt_sem_seg.data.squeeze(0).cpu().numpy() == 1
+        panels.append(np.repeat(gt[..., None] * 255, 3, axis=2).astype(np.uint8))
+        names.append('ground truth')
+    drawn = np.repeat(pred[..., None] * 255, 3, axis=2).astype(np.uint8)
+    if gt is not None and gt.shape == pred.shape:
+        drawn[pred & ~gt] = (230, 60, 60)
+        drawn[~pred & gt] = (60, 90, 230)
+    panels.append(drawn)
+    names.append('prediction')
+    gap = np.full((image.shape[0], 4, 3), 255, np.uint8)
+    row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
+    if titles:
+        row = np.concatenate([_title_strip(row.shape[1], names), row], axis=0)
+    return row
 
 
 def save_rgb(image_rgb: np.ndarray, path: str, jpeg_quality: int = 85) -> str:

@@ -23,7 +23,8 @@ import math
 import numpy as np
 import torch
 
-from mlla_kernels.numba_utils import _jit, _run
+from mlla_kernels.numba_utils import _run
+from mlla_kernels.routed_scan.numba_math import jit as _jit
 
 
 @_jit()
