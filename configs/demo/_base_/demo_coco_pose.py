@@ -28,7 +28,7 @@ val_pipeline = [
     dict(type='PackPoseInputs')
 ]
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=8,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
