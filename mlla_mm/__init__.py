@@ -1,7 +1,8 @@
-"""mlla-mm: Mamba-era vision backbones for mmdet/mmseg/mmpretrain (OpenMMLab 2.0 plugin).
+"""mlla-mm: Mamba-era vision backbones for mmdet/mmseg/mmpose/mmpretrain (OpenMMLab 2.0 plugin).
 
 Families: MLLA, VMamba, Vim, MambaOut, DemystifyNet (the ablation models of "Demystify
-Mamba in Vision") and MHS-VM (VMUNet, VM-UNet with Multi-Head Scan blocks for binary medical
+Mamba in Vision"), HRVMamba (high-resolution branches of VSS blocks with DCNv4, for pose and
+dense prediction) and MHS-VM (VMUNet, VM-UNet with Multi-Head Scan blocks for binary medical
 segmentation, and MHSVMamba, VMamba's frame with MHS mixers), each a
 :class:`~mlla_mm.models.backbones.DenseBackbone`; their scans run on :mod:`mlla_kernels`
 (Triton on GPU, fused numba kernels on CPU), MHS-VM's over routes given as data (snake,
@@ -9,7 +10,7 @@ zigzag, spiral, raster).
 
 Importing this package applies the compatibility shims (:mod:`mlla_mm.compat`)
 and registers every model into the registries of mmengine and of whichever of
-mmdet, mmseg and mmpretrain are installed, and lets configs name ours as
+mmdet, mmseg, mmpose and mmpretrain are installed, and lets configs name ours as
 ``mlla_mm::NAME.py`` (:mod:`mlla_mm.utils.package_configs`).
 """
 from . import compat  # noqa: F401  (applies shims on import)
