@@ -34,7 +34,7 @@ from torch import nn
 
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
-from ..layers.common import CheckpointedBlock, DropPath
+from ..layers.common import CheckpointedBlock, DropPath, init_truncated_normal_
 from ..layers.mhs import MHS, MHSGatedMixer
 from .base import DenseBackbone
 from .vmamba import VSSStage
@@ -314,14 +314,7 @@ class VMUNet(DenseBackbone):
         # upstream VSSM._init_weights: N(0, 0.02) Linear weights (its trunc_normal_ cuts at
         # +-2 = 100 std), zero biases, unit LayerNorms; convs keep PyTorch's init; the SSM
         # parameters keep Mamba's.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_truncated_normal_(self)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Images ``(B, in_channels, H, W)`` -> the ``out_indices`` decoder maps, in index

@@ -20,7 +20,6 @@ backward. Parameter names are upstream's, so the official files load unchanged (
 the VMamba-style backbone :class:`mlla_mm.models.backbones.MHSVMamba` as
 :class:`MHSGatedMixer2d` on NCHW maps.
 """
-import math
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -31,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from mlla_kernels import Route, routed_selective_scan
 
-from .ssm import SSMInit, check_kernel_backend, resolve_dt_rank
+from .ssm import RouteSSMParameters, SSMInit, check_kernel_backend, resolve_dt_rank
 
 #: The head families of MHS-VM in upstream's order, each with its pair of routes
 #: (``scanutils.py``/``routegen.py``): C = snakes, X = diagonal zigzags, S = spirals,
@@ -69,7 +68,7 @@ def resolve_heads(heads: Union[int, Sequence[str]], owner: str = 'MHS') -> Tuple
     return heads
 
 
-class RouteSSM(BaseModule):
+class RouteSSM(RouteSSMParameters, BaseModule):
     """One selective-scan state-space model per route (upstream's ``MambaEngine``).
 
     Route k reads the map u, computes ``[dt (R) | B (N) | C (N)] = x_proj_weight[k] @ u`` at
@@ -103,25 +102,12 @@ class RouteSSM(BaseModule):
         self.num_routes = num_routes
         self.d_state = d_state
         self.dt_rank = resolve_dt_rank(dt_rank, embed_dims, 'RouteSSM')
-        k, d, r, n = num_routes, embed_dims, self.dt_rank, d_state
-        self.x_proj_weight = nn.Parameter(torch.empty(k, r + 2 * n, d))
-        self.dt_projs_weight = nn.Parameter(torch.empty(k, d, r))
-        self.dt_projs_bias = nn.Parameter(torch.empty(k, d))
-        self.A_logs = nn.Parameter(torch.empty(k * d, n))
-        self.Ds = nn.Parameter(torch.empty(k * d))
+        self._add_route_ssm_parameters(num_routes, embed_dims, self.dt_rank, d_state)
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
         """Upstream's init, one copy per route: x_proj as ``nn.Linear``, then Mamba's."""
-        bound = 1 / math.sqrt(self.embed_dims)
-        nn.init.uniform_(self.x_proj_weight, -bound, bound)
-        self.reset_ssm_parameters()
-
-    def reset_ssm_parameters(self) -> None:
-        """Mamba's init of Δ, A and D (:class:`~.ssm.SSMInit`), one copy per route."""
-        self.ssm_init.reset_(dt_projs=[(self.dt_projs_weight, self.dt_projs_bias)],
-                             A_logs=[self.A_logs], Ds=[self.Ds])
+        self._reset_route_ssm_parameters()
 
     def forward(self, x: torch.Tensor, routes: Sequence[Route],
                 kernel_backend: str = 'auto') -> torch.Tensor:

@@ -4,7 +4,6 @@ Channel-first throughout: every tensor is NCHW. The 2D selective scan itself
 (routes, scan, merge) lives in :func:`mlla_kernels.cross_scan_selective_scan`;
 this module only holds the parameters and the per-pixel projections around it.
 """
-import math
 from typing import Optional, Union
 
 import torch
@@ -16,8 +15,8 @@ from mlla_kernels import cross_scan_selective_scan
 
 from .common import LayerNorm2d, recompute_in_backward
 # KERNEL_BACKENDS and inverse_softplus are re-exported for code written against this module.
-from .ssm import (KERNEL_BACKENDS, SSMInit, check_kernel_backend,  # noqa: F401
-                  inverse_softplus, resolve_dt_rank)
+from .ssm import (KERNEL_BACKENDS, RouteSSMParameters, SSMInit,  # noqa: F401
+                  check_kernel_backend, inverse_softplus, resolve_dt_rank)
 
 
 class Linear2d(nn.Linear):
@@ -44,7 +43,7 @@ class Linear2d(nn.Linear):
                                       missing_keys, unexpected_keys, error_msgs)
 
 
-class SS2D(BaseModule):
+class SS2D(RouteSSMParameters, BaseModule):
     """2D selective scan (SS2D) of VMamba v2, without the gate branch.
 
     ``x -> in_proj -> dwconv3x3 -> SiLU -> cross-scan SSM over `directions`
@@ -110,11 +109,7 @@ class SS2D(BaseModule):
                                 bias=False)
         self.act = nn.SiLU()
         # Per route k: [Δ_raw (R) | B (N) | C (N)] = x_proj_weight[k] @ u.
-        self.x_proj_weight = nn.Parameter(torch.empty(k, r + 2 * n, d))
-        self.dt_projs_weight = nn.Parameter(torch.empty(k, d, r))
-        self.dt_projs_bias = nn.Parameter(torch.empty(k, d))
-        self.A_logs = nn.Parameter(torch.empty(k * d, n))
-        self.Ds = nn.Parameter(torch.empty(k * d))
+        self._add_route_ssm_parameters(k, d, r, n)
         self.out_norm = LayerNorm2d(d)
         self.out_proj = Linear2d(d, embed_dims, bias=False)
         self.reset_parameters()
@@ -126,16 +121,9 @@ class SS2D(BaseModule):
         nn.init.normal_(self.in_proj.weight, std=0.02)
         nn.init.normal_(self.out_proj.weight, std=0.02)
         self.conv2d.reset_parameters()
-        # x_proj keeps nn.Linear's default init, U(±1/sqrt(Di)).
-        bound = 1 / math.sqrt(self.d_inner)
-        nn.init.uniform_(self.x_proj_weight, -bound, bound)
-        self.reset_ssm_parameters()
+        # x_proj keeps nn.Linear's default init, U(±1/sqrt(Di)); then Mamba's SSM init.
+        self._reset_route_ssm_parameters()
         self.out_norm.reset_parameters()
-
-    def reset_ssm_parameters(self) -> None:
-        """Mamba's init of Δ, A and D (:class:`~.ssm.SSMInit`), one copy per route."""
-        self.ssm_init.reset_(dt_projs=[(self.dt_projs_weight, self.dt_projs_bias)],
-                             A_logs=[self.A_logs], Ds=[self.Ds])
 
     def _conv_act(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2d(x))

@@ -95,3 +95,35 @@ class SSMInit:
             a_log.copy_(torch.log(state).expand_as(a_log))
         for d in Ds:
             d.fill_(1.0)
+
+
+class RouteSSMParameters:
+    """Mixin of the layers that hold one SSM per route in VMamba's layout (:class:`~.ss2d.SS2D`,
+    :class:`~.mhs.RouteSSM`): ``x_proj_weight`` (K, R+2N, D) maps the scanned channels to
+    ``[dt (R) | B (N) | C (N)]`` per route, ``dt_projs_weight`` (K, D, R), ``dt_projs_bias``
+    (K, D), ``A_logs`` (K·D, N), ``Ds`` (K·D) -- the official checkpoints' names. The host
+    sets ``self.ssm_init`` (:class:`SSMInit`).
+    """
+
+    ssm_init: SSMInit
+
+    def _add_route_ssm_parameters(self, routes: int, channels: int, dt_rank: int,
+                                  d_state: int) -> None:
+        k, d, r, n = routes, channels, dt_rank, d_state
+        self.x_proj_weight = nn.Parameter(torch.empty(k, r + 2 * n, d))
+        self.dt_projs_weight = nn.Parameter(torch.empty(k, d, r))
+        self.dt_projs_bias = nn.Parameter(torch.empty(k, d))
+        self.A_logs = nn.Parameter(torch.empty(k * d, n))
+        self.Ds = nn.Parameter(torch.empty(k * d))
+
+    @torch.no_grad()
+    def _reset_route_ssm_parameters(self) -> None:
+        # x_proj as nn.Linear's default init, U(±1/sqrt(D)), then Mamba's init of Δ, A, D
+        bound = 1 / math.sqrt(self.x_proj_weight.shape[-1])
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        self.reset_ssm_parameters()
+
+    def reset_ssm_parameters(self) -> None:
+        """Mamba's init of Δ, A and D (:class:`SSMInit`), one copy per route."""
+        self.ssm_init.reset_(dt_projs=[(self.dt_projs_weight, self.dt_projs_bias)],
+                             A_logs=[self.A_logs], Ds=[self.Ds])
