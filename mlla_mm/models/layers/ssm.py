@@ -1,7 +1,7 @@
 """Mamba's selective-SSM parameterisation, shared by every layer that runs a selective scan.
 
-:class:`~.ss2d.SS2D` (VMamba), :class:`~.bimamba.BiMambaMixer` (Vim) and
-:class:`~.unified_attention.UnifiedLinearAttention` (the Demystify mixer) hold the same
+:class:`~.ss2d.SS2D` (VMamba), :class:`~.mhs.RouteSSM` (MHS-VM), :class:`~.bimamba.BiMambaMixer`
+(Vim) and :class:`~.unified_attention.UnifiedLinearAttention` (the Demystify mixer) hold the same
 parameters around :mod:`mlla_kernels`' scans -- a low-rank step-size projection ``dt_proj``
 (weight (…, Di, R), bias (…, Di)), ``A_log`` (…, N) with ``A = -exp(A_log)`` and a skip ``D``
 -- and initialise them the same way (Mamba's init, ``mamba_simple.py``). This module is the one
