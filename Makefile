@@ -14,8 +14,12 @@ demo: setup
 demo-seg: setup
 	$(PY) tools/demo.py --task seg
 
+# test: everything (what CI runs); test-fast: the unit tests, without tests/e2e/ (< 2 min)
 test: setup
 	$(PY) -m pytest tests -q --durations=15 $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest tests -q -m "not e2e" --durations=10 $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) -m mlla_kernels.benchmark

@@ -35,12 +35,13 @@ DATASET_PATHS: Dict[str, DatasetPaths] = {
     'ImageNet': DatasetPaths(folders=('split', 'data_prefix', 'data_prefix.img_path')),
 }
 
+
 @dataclass
 class MissingPath:
     path: str
-    kind: str                          # 'file' or 'folder'
-    uses: List[Tuple[str, str, str]]   # (key, loader, type): ('ann_file', 'train_dataloader',
-                                       # 'CocoDataset')
+    kind: str   # 'file' or 'folder'
+    # what names it: (key, loader, type), e.g. ('ann_file', 'train_dataloader', 'CocoDataset')
+    uses: List[Tuple[str, str, str]]
 
     def __str__(self) -> str:
         owners: Dict[Tuple[str, str], List[str]] = {}

@@ -1,11 +1,10 @@
 """A missing dataset is named before anything is built (mlla_mm/datasets/required_paths.py,
 tools/train.py and tools/test.py): the real COCO and ADE20K configs without their data, and
-the same configs with --data-root pointing at generated data."""
+the same configs with --data-root pointing at generated data. (The command line itself, exit
+status and no traceback: tests/e2e/test_missing_data.py.)"""
 import importlib.util
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 from mmengine.config import Config
@@ -118,11 +117,3 @@ def test_train_py_exits_with_one_message_before_building(in_empty_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _tool('train').main([COCO, '--data-root', 'nowhere'])
     assert "--data-root 'nowhere' is not a directory" in str(exit_info.value.code)
-
-
-def test_train_py_command_line_has_no_traceback(in_empty_dir):
-    """As a newcomer runs it: exit status 1, the message on stderr, no traceback."""
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), COCO],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert 'Traceback' not in proc.stderr and 'data/coco/: no such folder' in proc.stderr
