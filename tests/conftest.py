@@ -5,7 +5,8 @@ Without a GPU, Triton kernels run under Triton's interpreter; the variable must
 be set before any kernel module is imported, hence here.
 
 Every test under ``tests/e2e/`` (the tools run as a user runs them: fresh processes, training,
-evaluation) is marked ``e2e``; ``make test-fast`` runs the others (``-m 'not e2e'``). A unit
+evaluation) is marked ``e2e``, as is by hand (``@pytest.mark.e2e``) a test elsewhere that starts
+a Python process; ``make test-fast`` runs the others (``-m 'not e2e'``). A unit
 test elsewhere that takes longer than ``UNIT_TEST_BUDGET_S`` is listed at the end of the run:
 make it smaller, or move it to ``tests/e2e/`` (docs/contributing.md, "Tests").
 

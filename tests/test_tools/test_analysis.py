@@ -87,6 +87,7 @@ def test_benchmark_failure_skips_larger_sizes():
     assert '| fragile | 64 | 1 | – |' in table
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_benchmark_isolated_case_measures_memory():
     """One case in a fresh interpreter: the result comes back with a memory figure."""
     results = bm.run_benchmark([TOY], sizes=[64], warmup=0, repeat=2, isolate=True,
