@@ -8,30 +8,49 @@ Public entry points, each with ``backend='auto' | 'naive' | 'torch' | 'numba' | 
 - :func:`routed_selective_scan` -- a 2D scan over routes given as data (snake, zigzag, spiral,
   raster; :mod:`mlla_kernels.route_tables`), outputs per route or summed (MHS-VM).
 
-``backend='auto'`` picks ``triton`` for CUDA tensors when triton imports, ``numba`` (fused CPU
-kernels) for CPU tensors when numba imports (float64: ``torch``), and ``torch`` otherwise;
-the environment variable ``MLLA_KERNELS_BACKEND`` (one of the backend names) overrides 'auto'.
-:func:`available_backends` lists what can run here. Backends are imported on first use.
+All four are routes of one scan (:mod:`mlla_kernels.routes`). ``backend='auto'`` picks
+``triton`` for CUDA tensors when triton imports, ``numba`` (fused CPU kernels) for CPU tensors
+when numba imports (float64: ``torch``), and ``torch`` otherwise; the environment variable
+``MLLA_KERNELS_BACKEND`` (one of the backend names) overrides 'auto'. The backends are the rows
+of :data:`mlla_kernels.dispatch.BACKENDS_TABLE`; :func:`available_backends` lists what can run
+here. Backends are imported on first use.
 """
-import torch
-
 # The subpackages share names with the entry points below; importing them first makes the
 # functions win the package attributes (a lazy first import would rebind the name to the module).
 from . import bidirectional as _bidirectional_pkg  # noqa: F401
 from . import cross_scan as _cross_scan_pkg  # noqa: F401
+from . import dispatch
 from . import routed_scan as _routed_scan_pkg  # noqa: F401
 from . import selective_scan as _selective_scan_pkg  # noqa: F401
-from .dispatch import BACKENDS, ENV_VAR, Checker, available_backends, get_impl
+from .dispatch import BACKENDS, ENV_VAR, KERNEL_BACKENDS, available_backends, get_impl
 from .route_tables import CROSS_SCAN_ROUTES, ROUTE_KINDS, Route, as_routes, route_table
 
 __all__ = ['selective_scan', 'cross_scan_selective_scan', 'bidirectional_selective_scan',
            'routed_selective_scan', 'Route', 'ROUTE_KINDS', 'CROSS_SCAN_ROUTES', 'route_table',
-           'available_backends', 'BACKENDS', 'ENV_VAR']
+           'available_backends', 'BACKENDS', 'KERNEL_BACKENDS', 'ENV_VAR']
+
+
+def _run(op, backend, args):
+    """Validate a call once, choose its backend, run it.
+
+    The backend comes from the caller, the environment or 'auto' (:func:`dispatch.request`);
+    a backend whose row asks for it is checked against 'torch' at its first use on a GPU
+    (:mod:`mlla_kernels.selfcheck`), which may turn an automatic choice into 'torch'.
+    """
+    wanted = dispatch.request(backend)
+    check = dispatch.validate(op, args)
+    u = check.tensors[0][1]
+    name = dispatch.resolve_backend(wanted.name, u.device, u.dtype)
+    check.dtypes(name)
+    if dispatch.TABLE[name].selfcheck:
+        from . import selfcheck
+        name = selfcheck.backend_for(op, wanted.origin, dict(check.tensors), check.sizes, args)
+    return get_impl(op, name)(**args)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend='auto'):
-    """Mamba's selective scan (ARCHITECTURES.md section 0).
+    """Mamba's selective scan (Gu & Dao, arXiv 2312.00752).
 
     h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = <C_t, h_t> + D u_t,  y *= silu(z).
 
@@ -47,30 +66,14 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         delta_softplus: apply softplus to delta (+ bias).
         return_last_state: also return the final state (batch, D, N) in float32
             (float64 for float64 inputs).
-        backend: 'auto', 'naive', 'torch' or 'triton'.
+        backend: 'auto', 'naive', 'torch', 'numba' or 'triton'.
 
     Returns:
         y (batch, D, L) in u's dtype [, last_state].
     """
-    check = Checker('selective_scan')
-    check.shape('u', u, ('batch', 'D', 'L'))
-    check.shape('delta', delta, ('batch', 'D', 'L'))
-    check.shape('A', A, ('D', 'N'))
-    grouped = isinstance(B, torch.Tensor) and B.dim() == 4
-    bc_dims = ('batch', 'G', 'N', 'L') if grouped else ('batch', 'N', 'L')
-    check.shape('B', B, bc_dims)
-    check.shape('C', C, bc_dims)
-    check.shape('D', D, ('D',), optional=True)
-    check.shape('z', z, ('batch', 'D', 'L'), optional=True)
-    check.shape('delta_bias', delta_bias, ('D',), optional=True)
-    check.positive('batch', 'D', 'L', 'N', 'G')
-    if grouped and check.sizes['D'] % check.sizes['G']:
-        raise ValueError(f"selective_scan: the channel count D={check.sizes['D']} must be a "
-                         f"multiple of the group count G={check.sizes['G']} of B/C "
-                         '(batch, G, N, L)')
-    impl = get_impl('selective_scan', check.resolve(backend))
-    return impl(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias,
-                delta_softplus=delta_softplus, return_last_state=return_last_state)
+    return _run('selective_scan', backend, dict(
+        u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+        delta_softplus=delta_softplus, return_last_state=return_last_state))
 
 
 def cross_scan_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
@@ -89,28 +92,14 @@ def cross_scan_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_
         D, delta_bias: optional (K*Di,).
         delta_softplus: apply softplus to delta (+ bias).
         directions: K, one of 1, 2, 4.
-        backend: 'auto', 'naive', 'torch' or 'triton'.
+        backend: 'auto', 'naive', 'torch', 'numba' or 'triton'.
 
     Returns:
         (batch, Di, H, W) in u's dtype: the sum over routes of each route's output at its pixel.
     """
-    if directions not in (1, 2, 4):
-        raise ValueError(f'cross_scan_selective_scan: directions must be 1, 2 or 4; '
-                         f'got {directions!r}')
-    check = Checker('cross_scan_selective_scan')
-    check.sizes['K'] = directions
-    check.shape('u', u, ('batch', 'Di', 'H', 'W'))
-    check.shape('delta', delta, ('batch', 'K', 'Di', 'H', 'W'))
-    check.sizes['K*Di'] = directions * check.sizes['Di']
-    check.shape('A', A, ('K*Di', 'N'))
-    check.shape('B', B, ('batch', 'K', 'N', 'H', 'W'))
-    check.shape('C', C, ('batch', 'K', 'N', 'H', 'W'))
-    check.shape('D', D, ('K*Di',), optional=True)
-    check.shape('delta_bias', delta_bias, ('K*Di',), optional=True)
-    check.positive('batch', 'Di', 'H', 'W', 'N')
-    impl = get_impl('cross_scan', check.resolve(backend))
-    return impl(u, delta, A, B, C, D=D, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                directions=directions)
+    return _run('cross_scan_selective_scan', backend, dict(
+        u=u, delta=delta, A=A, B=B, C=C, D=D, delta_bias=delta_bias,
+        delta_softplus=delta_softplus, directions=directions))
 
 
 def bidirectional_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
@@ -125,25 +114,14 @@ def bidirectional_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=N
         D, delta_bias: optional (2, Di).
         z: optional (batch, Di, L), shared: gates each direction's output.
         delta_softplus: apply softplus to delta (+ bias).
-        backend: 'auto', 'naive', 'torch' or 'triton'.
+        backend: 'auto', 'naive', 'torch', 'numba' or 'triton'.
 
     Returns:
         y_fwd + y_bwd: (batch, Di, L) in u's dtype.
     """
-    check = Checker('bidirectional_selective_scan')
-    check.shape('u', u, ('batch', 2, 'Di', 'L'))
-    check.shape('delta', delta, ('batch', 2, 'Di', 'L'))
-    check.shape('A', A, (2, 'Di', 'N'))
-    check.shape('B', B, ('batch', 2, 'N', 'L'))
-    check.shape('C', C, ('batch', 2, 'N', 'L'))
-    check.shape('D', D, (2, 'Di'), optional=True)
-    check.shape('z', z, ('batch', 'Di', 'L'), optional=True)
-    check.shape('delta_bias', delta_bias, (2, 'Di'), optional=True)
-    check.positive('batch', 'Di', 'L', 'N')
-    impl = get_impl('bidirectional', check.resolve(backend))
-    return impl(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias,
-                delta_softplus=delta_softplus)
-
+    return _run('bidirectional_selective_scan', backend, dict(
+        u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+        delta_softplus=delta_softplus))
 
 
 def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
@@ -173,18 +151,6 @@ def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
         merge=True: (batch, Di, H, W), the sum over routes; merge=False: (batch, K, Di, H, W),
         each route's output at its pixels. In u's dtype.
     """
-    routes = as_routes(routes)
-    check = Checker('routed_selective_scan')
-    check.sizes['K'] = len(routes)
-    check.shape('u', u, ('batch', 'Di', 'H', 'W'))
-    check.shape('delta', delta, ('batch', 'K', 'Di', 'H', 'W'))
-    check.sizes['K*Di'] = len(routes) * check.sizes['Di']
-    check.shape('A', A, ('K*Di', 'N'))
-    check.shape('B', B, ('batch', 'K', 'N', 'H', 'W'))
-    check.shape('C', C, ('batch', 'K', 'N', 'H', 'W'))
-    check.shape('D', D, ('K*Di',), optional=True)
-    check.shape('delta_bias', delta_bias, ('K*Di',), optional=True)
-    check.positive('batch', 'Di', 'H', 'W', 'N')
-    impl = get_impl('routed_scan', check.resolve(backend))
-    return impl(u, delta, A, B, C, D=D, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                routes=routes, merge=bool(merge))
+    return _run('routed_selective_scan', backend, dict(
+        u=u, delta=delta, A=A, B=B, C=C, D=D, delta_bias=delta_bias,
+        delta_softplus=delta_softplus, routes=as_routes(routes), merge=bool(merge)))

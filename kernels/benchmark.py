@@ -1,8 +1,16 @@
-"""Benchmark the scan backends at the shapes VMamba-T and Vim-Ti meet in dense prediction.
+"""Benchmark the scan backends at the shapes VMamba-T, Vim-Ti and MHS-VM meet.
 
-    python -m mlla_kernels.benchmark                     # CPU: every VMamba-T / Vim-Ti shape
+    python -m mlla_kernels.benchmark                     # CPU: every shape
     python -m mlla_kernels.benchmark --device cuda --batch 1,8 --json gpu.json
     python -m mlla_kernels.benchmark --shapes 'vim_ti-*' --repeat 5
+    python -m mlla_kernels.benchmark --shapes 'vmamba_t-512-*' --against ../other/kernels
+
+Results go to ``work_dirs/benchmark/kernels.json`` (``--json`` to change). ``--against DIR``
+imports another checkout's kernel package (``DIR`` holding its ``__init__.py``) under the name
+``mlla_kernels_before`` and times its backends as ``before:<backend>`` in the same process,
+interleaved with ours (one timed call of each runner per round, best of the rounds): the
+before/after ratios are then measured under the same load. (Its numba kernels compile into
+``NUMBA_CACHE_DIR`` if set -- set it when that checkout is read-only.)
 
 For every shape and backend: forward time (no grad) and forward+backward time, the time per
 state update (batch x routes x Di x L x N of them per call), and the achieved
@@ -16,27 +24,46 @@ backbones hand them (channels innermost: VMamba's channels-last maps, Vim's toke
 (B, 2, L, Di) memory, as views); peers get theirs already in their preferred layout (routed /
 flipped copies made outside the timed region), so they never pay for layout.
 
-Shapes (ARCHITECTURES.md): VMamba-T has C = 96 * 2^i, ssm_ratio 1 (Di = C), d_state 1, K = 4
+Shapes (docs/vmamba.md, docs/vim.md): VMamba-T has C = 96 * 2^i, ssm_ratio 1 (Di = C), d_state 1, K = 4
 routes, maps of H/4 .. H/32 (ceil halving) and depths 2, 2, 8, 2; its op is
 ``cross_scan_selective_scan`` (= a (batch, 4*Di, HW) scan with G = 4). Vim-Ti has Di = 384,
-N = 16, L = (H/16)(W/16), 24 layers, each one ``bidirectional_selective_scan``.
+N = 16, L = (H/16)(W/16), 24 layers, each one ``bidirectional_selective_scan``. MHS-VM
+(arXiv 2406.05992; 4 heads, 256² input): VM-UNet levels of d = 96 * 2^i channels on maps
+64², 32², 16², 8², 3/4/4/4 blocks per level (encoder + decoder); each block's heads C, X, S, Z
+scan s = d/4 channels with N = 16 over their four routes (a pair of walks and their reverses),
+apart (``routed_selective_scan(merge=False)``); next to them the merged raster cross-scan of
+the same size (``mhs_4h-256-s<i>-cross``).
 """
 import argparse
 import fnmatch
+import importlib.util
 import json
 import math
 import os
 import platform
+import sys
 import time
 from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
 
-from . import available_backends, bidirectional_selective_scan, cross_scan_selective_scan
+from . import available_backends
 
 VMAMBA_T = dict(dims=(96, 192, 384, 768), depths=(2, 2, 8, 2), d_state=1, directions=4)
 VIM_TI = dict(dim=384, d_state=16, depth=24, patch=16)
+#: MHS-VM's VM-UNet at 256²: level dims, blocks per level (encoder 2,2,2,2 + decoder 1,2,2,2)
+MHS_VMUNET = dict(size=256, dims=(96, 192, 384, 768), blocks=(3, 4, 4, 4), heads=4, d_state=16)
+#: the heads' routes, in upstream's order [a, a~, b, b~]
+MHS_HEAD_ROUTES = {
+    'C': ('snake_row', 'snake_row~', 'snake_col', 'snake_col~'),
+    'X': ('zigzag', 'zigzag~', 'zigzag_mirror', 'zigzag_mirror~'),
+    'S': ('spiral', 'spiral~', 'spiral_flip', 'spiral_flip~'),
+    'Z': ('row', 'row~', 'col', 'col~'),
+}
+#: a plain selective scan as Mamba-130m's mixer runs it: d_inner 1536, N = 16, gate z, (b, D, L)
+MAMBA_130M = dict(dim=1536, d_state=16, depth=24, length=1024)
+DEFAULT_JSON = os.path.join('work_dirs', 'benchmark', 'kernels.json')
 # every shape by default on CPU too (a few minutes: the torch backend and mambapy dominate)
 CPU_DEFAULT_SHAPES = ['*']
 QUICK_SHAPES = ['vmamba_t-512-s0', 'vmamba_t-512-s2', 'vim_ti-512']
@@ -55,6 +82,18 @@ def all_shapes() -> List[Dict]:
         grid = math.ceil(size / VIM_TI['patch'])
         shapes.append(dict(name=f'vim_ti-{size}', op='bidirectional', dim=VIM_TI['dim'],
                            length=grid * grid, d_state=VIM_TI['d_state'], count=VIM_TI['depth']))
+    shapes.append(dict(name=f'mamba_130m-l{MAMBA_130M["length"]}', op='selective',
+                       dim=MAMBA_130M['dim'], length=MAMBA_130M['length'],
+                       d_state=MAMBA_130M['d_state'], count=MAMBA_130M['depth']))
+    mhs = MHS_VMUNET
+    for level, (dim, blocks) in enumerate(zip(mhs['dims'], mhs['blocks'])):
+        side = mhs['size'] // 4 // 2 ** level
+        common = dict(dim=dim // mhs['heads'], height=side, width=side, d_state=mhs['d_state'],
+                      directions=4, count=blocks)
+        for head, routes in MHS_HEAD_ROUTES.items():
+            shapes.append(dict(name=f'mhs_4h-256-s{level}-{head}', op='routed', routes=routes,
+                               **common))
+        shapes.append(dict(name=f'mhs_4h-256-s{level}-cross', op='cross_scan', **common))
     return shapes
 
 
@@ -68,7 +107,7 @@ def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[st
         return (torch.randn(*s, generator=gen) * scale + shift).to(device=device, dtype=dtype)
 
     n = shape['d_state']
-    if shape['op'] == 'cross_scan':
+    if shape['op'] in ('cross_scan', 'routed'):
         k, dim, h, w = shape['directions'], shape['dim'], shape['height'], shape['width']
         # VMamba: u channels-last; delta (B, K, L, Di) and B/C (B, L, K, N) memory
         return dict(u=randn(batch, h, w, dim).permute(0, 3, 1, 2),
@@ -79,6 +118,12 @@ def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[st
                     C=randn(batch, h * w, k, n).permute(0, 2, 3, 1).unflatten(3, (h, w)),
                     D=randn(k * dim).float(), delta_bias=randn(k * dim, shift=-3.0).float())
     dim, length = shape['dim'], shape['length']
+    if shape['op'] == 'selective':
+        # Mamba: x, z and delta (B, D, L) from the conv / projections, B, C (B, N, L)
+        return dict(u=randn(batch, dim, length), delta=randn(batch, dim, length, scale=0.5),
+                    A=-torch.exp(randn(dim, n, scale=0.5)).float(), B=randn(batch, n, length),
+                    C=randn(batch, n, length), D=randn(dim).float(), z=randn(batch, dim, length),
+                    delta_bias=randn(dim, shift=-3.0).float())
     # Vim: (B, 2, L, Di) token memory for u and delta, (B, 2, L, N) for B/C, z (B, L, Di)
     return dict(u=randn(batch, 2, length, dim).transpose(2, 3),
                 delta=randn(batch, 2, length, dim, scale=0.5).transpose(2, 3),
@@ -91,9 +136,11 @@ def make_inputs(shape: Dict, batch: int, device, dtype=torch.float32) -> Dict[st
 
 def state_updates(shape: Dict, batch: int) -> int:
     """h_t = a_t h_{t-1} + b_t element updates of one call: batch x routes x Di x L x N."""
-    if shape['op'] == 'cross_scan':
+    if shape['op'] in ('cross_scan', 'routed'):
         return (batch * shape['directions'] * shape['dim'] * shape['height'] * shape['width']
                 * shape['d_state'])
+    if shape['op'] == 'selective':
+        return batch * shape['dim'] * shape['length'] * shape['d_state']
     return batch * 2 * shape['dim'] * shape['length'] * shape['d_state']
 
 
@@ -105,13 +152,32 @@ def traffic(inputs: Dict[str, torch.Tensor], out_numel: int, out_bytes: int):
 
 
 # ------------------------------------------------------------------ runners
-def ours(shape, backend):
-    op = cross_scan_selective_scan if shape['op'] == 'cross_scan' else bidirectional_selective_scan
-    extra = dict(directions=shape['directions']) if shape['op'] == 'cross_scan' else {}
+OP_FUNCTIONS = dict(selective='selective_scan', cross_scan='cross_scan_selective_scan',
+                    bidirectional='bidirectional_selective_scan', routed='routed_selective_scan')
+
+
+def ours(shape, backend, package=None):
+    """Our op of this shape on ``backend``; ``package``: another checkout's mlla_kernels."""
+    op = getattr(package or sys.modules[__package__], OP_FUNCTIONS[shape['op']])
+    extra = {'cross_scan': dict(directions=shape.get('directions')),
+             'routed': dict(routes=shape.get('routes'), merge=False)}.get(shape['op'], {})
 
     def run(t):
         return op(**t, delta_softplus=True, backend=backend, **extra)
     return run, lambda t: t
+
+
+def load_checkout(path, name='mlla_kernels_before'):
+    """Import the kernel package in folder ``path`` under ``name`` (beside ours)."""
+    path = os.path.abspath(path)
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(path, '__init__.py'), submodule_search_locations=[path])
+    if spec is None:
+        raise SystemExit(f'--against {path}: no __init__.py there')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _route_copies(t, shape):
@@ -234,12 +300,14 @@ def time_call(fn, device, repeat):
     return best
 
 
-def measure(run, prepare, inputs, device, repeat, backward=True):
+def _calls(run, prepare, inputs):
+    """(forward without grad, forward+backward) of one runner as argument-free calls."""
     prepared = prepare(inputs)
-    with torch.no_grad():
-        fwd = time_call(lambda: run(prepared), device, repeat)
-    if not backward:
-        return fwd, None
+
+    def fwd():
+        with torch.no_grad():
+            run(prepared)
+
     leaves = {k: (v.detach().clone().requires_grad_(True)
                   if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
               for k, v in prepared.items()}
@@ -250,7 +318,32 @@ def measure(run, prepare, inputs, device, repeat, backward=True):
                 v.grad = None
         out = run(leaves)
         out.backward(torch.ones_like(out))
-    return fwd, time_call(fwd_bwd, device, repeat)
+    return fwd, fwd_bwd
+
+
+def measure(run, prepare, inputs, device, repeat, backward=True):
+    """(forward, forward+backward) best-of-``repeat`` seconds of one runner."""
+    fwd, fwd_bwd = _calls(run, prepare, inputs)
+    return time_call(fwd, device, repeat), (time_call(fwd_bwd, device, repeat) if backward
+                                            else None)
+
+
+def measure_interleaved(runners, inputs, device, repeat):
+    """name -> (forward, forward+backward) seconds, best of ``repeat`` rounds; each round times
+    every runner once, so a change of load hits them all alike."""
+    calls = {name: _calls(run, prepare, inputs) for name, (run, prepare) in runners.items()}
+    best = {name: [float('inf'), float('inf')] for name in runners}
+    for which in (0, 1):
+        for name, pair in calls.items():       # warm-up (and compilation)
+            pair[which]()
+            _sync(device)
+        for _ in range(repeat):
+            for name, pair in calls.items():
+                start = _CLOCK()
+                pair[which]()
+                _sync(device)
+                best[name][which] = min(best[name][which], _CLOCK() - start)
+    return {name: tuple(times) for name, times in best.items()}
 
 
 def numba_compile_seconds():
@@ -264,7 +357,7 @@ def numba_compile_seconds():
     from .dispatch import numba_status
     if not numba_status()[0]:
         return None
-    code = 'from mlla_kernels import numba_utils as nu; print(nu.warm_up())'
+    code = 'from mlla_kernels.routed_scan import numba as nu; print(nu.warm_up())'
     seconds = []
     for cache in ('0', '1', '1'):     # compile; write the cache (if needed); load it
         env = dict(os.environ, MLLA_KERNELS_NUMBA_CACHE=cache)
@@ -274,6 +367,18 @@ def numba_compile_seconds():
             return None
         seconds.append(float(done.stdout.split()[-1]))
     return dict(compile_s=seconds[0], cached_load_s=seconds[2])
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo where there is one)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def copy_bandwidth(device, megabytes=256):
@@ -304,7 +409,11 @@ def parse_args(argv=None):
     parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                         help="'cpu': process CPU time, for a CPU shared with other jobs "
                              '(meaningful with --threads 1; GPU timing always needs wall)')
-    parser.add_argument('--json', default='benchmark.json', help='where to write the results')
+    parser.add_argument('--json', default=DEFAULT_JSON, help='where to write the results '
+                        f'(default {DEFAULT_JSON})')
+    parser.add_argument('--against', default=None, metavar='DIR',
+                        help="another checkout's kernel package folder: its backends run as "
+                             "'before:<backend>', interleaved with ours")
     parser.add_argument('--no-compile-time', action='store_true',
                         help="skip measuring the numba backend's first-call compile time")
     parser.add_argument('--quick', action='store_true',
@@ -367,12 +476,13 @@ def main(argv=None):
     global _CLOCK
     _CLOCK = time.process_time if args.clock == 'cpu' else time.perf_counter
     peers = {} if args.no_peers else peers_for(device)
+    before = load_checkout(args.against) if args.against else None
     roofline = copy_bandwidth(device)
     if args.clock == 'cpu' and device.type == 'cuda':
         raise SystemExit('--clock cpu measures CPU time; use the wall clock on a GPU')
     env = dict(device=str(device), torch=torch.__version__, threads=torch.get_num_threads(),
                clock=args.clock,
-               cpu=platform.processor() or platform.machine(), roofline_gbs=roofline,
+               cpu=cpu_name(), roofline_gbs=roofline,
                shapes_note=note, load=os.getloadavg() if hasattr(os, 'getloadavg') else None)
     if device.type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(device)
@@ -389,16 +499,21 @@ def main(argv=None):
     for shape in shapes:
         for batch in batches:
             inputs = make_inputs(shape, batch, device)
-            if shape['op'] == 'cross_scan':
-                out_numel = batch * shape['dim'] * shape['height'] * shape['width']
-            else:
+            if shape['op'] in ('bidirectional', 'selective'):
                 out_numel = batch * shape['dim'] * shape['length']
+            else:
+                out_numel = batch * shape['dim'] * shape['height'] * shape['width']
+                out_numel *= len(shape['routes']) if shape['op'] == 'routed' else 1
             fwd_bytes, fb_bytes = traffic(inputs, out_numel, 4)
             updates = state_updates(shape, batch)
             runners = {f'ours:{b}': ours(shape, b) for b in backends}
-            runners.update({name: make(shape) for name, make in peers.items()})
-            for name, (run, prepare) in runners.items():
-                fwd, fb = measure(run, prepare, inputs, device, args.repeat)
+            if before is not None and hasattr(before, OP_FUNCTIONS[shape['op']]):
+                runners.update({f'before:{b}': ours(shape, b, before) for b in backends
+                                if b in before.available_backends(device)})
+            if shape['op'] in ('cross_scan', 'bidirectional'):
+                runners.update({name: make(shape) for name, make in peers.items()})
+            times = measure_interleaved(runners, inputs, device, args.repeat)
+            for name, (fwd, fb) in times.items():
                 rows.append(dict(shape=shape['name'], op=shape['op'], batch=batch,
                                  count=shape['count'], impl=name, fwd_ms=fwd * 1e3,
                                  fwd_bwd_ms=fb * 1e3, updates=updates,
@@ -409,13 +524,14 @@ def main(argv=None):
                                  fwd_roofline=fwd_bytes / fwd / 1e9 / roofline,
                                  **{k: v for k, v in shape.items() if k not in ('name', 'op',
                                                                                 'count')}))
-                print(f'  {shape["name"]:<18} b={batch:<2} {name:<12} fwd {fwd * 1e3:9.2f} ms '
+                print(f'  {shape["name"]:<20} b={batch:<2} {name:<14} fwd {fwd * 1e3:9.2f} ms '
                       f'({fwd * 1e9 / updates:6.2f} ns/update)   fwd+bwd {fb * 1e3:9.2f} ms '
                       f'({fb * 1e9 / updates:6.2f} ns/update)', flush=True)
             del inputs
     table = markdown(rows, env, peers)
     print()
     print(table)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, 'w') as f:
         json.dump(dict(env=env, rows=rows, table=table), f, indent=1)
     print(f'\nwrote {args.json}')
@@ -429,15 +545,16 @@ def markdown(rows, env, peers) -> str:
              f'Shapes: {env["shapes_note"]}. '
              f'Times ({env["clock"]} clock): best of the repeats, ms; ns/upd = time per state '
              'update (batch x routes x Di x L x N per call); GB/s = bytes that must move / '
-             'time; "×/fwd" = calls per model forward; speedups are of forward+backward.'
+             'time; "×/fwd" = calls per model forward; speedups are of forward+backward; '
+             '"vs before" = time of the --against checkout / ours, forward / forward+backward.'
              + (' numba first call in a fresh process: compile '
                 f'{env["numba_first_call"]["compile_s"]:.1f} s, from the disk cache '
                 f'{env["numba_first_call"]["cached_load_s"]:.1f} s.'
                 if env.get('numba_first_call') else ''),
              '',
              '| shape | batch | ×/fwd | impl | fwd ms | fwd ns/upd | fwd GB/s | fwd % roof '
-             '| fwd+bwd ms | fwd+bwd ns/upd | fwd+bwd GB/s | vs torch | vs peer |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '| fwd+bwd ms | fwd+bwd ns/upd | fwd+bwd GB/s | vs torch | vs peer | vs before |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     peer_name = next(iter(peers), None)
     by_key = {(r['shape'], r['batch'], r['impl']): r for r in rows}
 
@@ -447,17 +564,28 @@ def markdown(rows, env, peers) -> str:
             return ''
         return f'{ref["fwd_bwd_ms"] / r["fwd_bwd_ms"]:.2f}×'
 
+    def vs_before(r):
+        """before/ours time ratios, forward and forward+backward (> 1: we are faster)."""
+        ref = by_key.get((r['shape'], r['batch'], r['impl'].replace('ours:', 'before:')))
+        if not ref or not r['impl'].startswith('ours:'):
+            return ''
+        return (f'{ref["fwd_ms"] / r["fwd_ms"]:.2f}× / '
+                f'{ref["fwd_bwd_ms"] / r["fwd_bwd_ms"]:.2f}×')
+
     for r in rows:
         lines.append(f'| {r["shape"]} | {r["batch"]} | {r["count"]} | {r["impl"]} | '
                      f'{r["fwd_ms"]:.2f} | {r["fwd_ns_per_update"]:.2f} | {r["fwd_gbs"]:.2f} | '
                      f'{100 * r["fwd_roofline"]:.1f} | {r["fwd_bwd_ms"]:.2f} | '
                      f'{r["fwd_bwd_ns_per_update"]:.2f} | {r["fwd_bwd_gbs"]:.2f} | '
                      f'{speedup(r, "ours:torch")} | '
-                     f'{speedup(r, peer_name) if peer_name else ""} |')
+                     f'{speedup(r, peer_name) if peer_name else ""} | {vs_before(r)} |')
     # per model and input: the scan time of one whole forward (+backward), sum of count x time
     totals: Dict = {}
     for r in rows:
-        key = (r['shape'].split('-')[0] + '-' + r['shape'].split('-')[1], r['batch'], r['impl'])
+        model = '-'.join(r['shape'].split('-')[:2])
+        if r['shape'].endswith('-cross'):        # MHS-VM's sizes as merged raster cross-scans
+            model += ' as cross-scans'
+        key = (model, r['batch'], r['impl'])
         t = totals.setdefault(key, [0.0, 0.0, 0, set()])
         t[0] += r['count'] * r['fwd_ms']
         t[1] += r['count'] * r['fwd_bwd_ms']

@@ -1,46 +1,32 @@
-"""Backend choice and input checks shared by the public entry points.
+"""Backends, operations, the choice of a backend and the one check of a call's arguments.
 
-Backends: ``naive`` (sequential reference), ``torch`` (chunked PyTorch scan: any device and
-dtype), ``numba`` (fused CPU kernels; the default for CPU tensors when numba imports, except
-float64) and ``triton`` (the default for CUDA tensors when triton imports). Implementations are
-imported on first use, so ``import mlla_kernels`` needs torch alone, and numba / triton are
-touched only when their backend is actually chosen (or asked about).
+:data:`BACKENDS` is the backend table: one :class:`Backend` row per backend (its dtypes, the
+devices it runs on, whether it can be imported here, whether ``'auto'`` may pick it). The code
+of backend ``name`` for operation ``op`` is the function ``<op>_<name>`` of the module
+``mlla_kernels.<op's folder>.<name>``; where there is none and the row names an *engine* (a
+module with a ``routed_scan`` function, :mod:`mlla_kernels.routes`), the operation runs on the
+engine through its route mapping (:func:`get_impl`). Everything is imported on first use, so
+``import mlla_kernels`` needs torch alone and numba / triton are touched only when their
+backend is chosen or asked about. Adding an engine backend: its module and one row here (see
+docs/contributing.md).
+
+:data:`OPERATIONS` names each operation once (its public function's name) with the shapes of
+its arguments; :func:`validate` checks a call against them -- for every backend, once.
 """
 import importlib
 import importlib.util
+import inspect
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-BACKENDS = ('naive', 'torch', 'numba', 'triton')
+from . import routes
+
 ENV_VAR = 'MLLA_KERNELS_BACKEND'
 
-# operation -> backend -> (module relative to this package, function name)
-_IMPLS: Dict[str, Dict[str, Tuple[str, str]]] = {
-    op: {
-        'naive': (f'.{op}.naive', f'{fn}_naive'),
-        'torch': (f'.{op}.torch_impl', f'{fn}_torch'),
-        'numba': (f'.{op}.numba_impl', f'{fn}_numba'),
-        'triton': (f'.{op}.triton', f'{fn}_triton'),
-    }
-    for op, fn in (('selective_scan', 'selective_scan'),
-                   ('cross_scan', 'cross_scan_selective_scan'),
-                   ('bidirectional', 'bidirectional_selective_scan'),
-                   ('routed_scan', 'routed_selective_scan'))
-}
-
-DTYPES = {
-    'naive': (torch.float16, torch.bfloat16, torch.float32, torch.float64),
-    'torch': (torch.float16, torch.bfloat16, torch.float32, torch.float64),
-    # float64 runs with the exact library exp/log1p (for verification; 'auto' picks torch)
-    'numba': (torch.float16, torch.bfloat16, torch.float32, torch.float64),
-    'triton': (torch.float16, torch.bfloat16, torch.float32),
-}
-
-
-def _dtype_names(dtypes) -> str:
-    return ', '.join(str(d).replace('torch.', '') for d in dtypes)
+ALL_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+HALF_AND_SINGLE = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def triton_interpret() -> bool:
@@ -48,34 +34,106 @@ def triton_interpret() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') not in ('', '0')
 
 
-def triton_status() -> Tuple[bool, str]:
-    """(usable, reason): can the triton backend be imported here at all?"""
-    if importlib.util.find_spec('triton') is None:
-        return False, 'the triton package is not installed (pip install triton)'
+def _importable(package: str, module: str, install: str) -> Tuple[bool, str]:
+    """(usable, reason): ``package`` installed and our ``module`` importing."""
+    if importlib.util.find_spec(package) is None:
+        return False, f'the {package} package is not installed ({install})'
     try:
-        importlib.import_module(_IMPLS['selective_scan']['triton'][0], __package__)
-    except ImportError as err:
-        return False, f'mlla_kernels triton kernels failed to import: {err}'
+        importlib.import_module(module, __package__)
+    except Exception as err:  # present but broken (e.g. numpy too new for numba)
+        return False, (f'mlla_kernels {package} kernels failed to import: '
+                       f'{type(err).__name__}: {err}')
     return True, ''
 
 
-_NUMBA_STATUS: Optional[Tuple[bool, str]] = None
+_STATUS: Dict[str, Tuple[bool, str]] = {}
 
 
 def numba_status() -> Tuple[bool, str]:
     """(usable, reason): can the numba backend be imported here? (checked once per process)"""
-    global _NUMBA_STATUS
-    if _NUMBA_STATUS is None:
-        if importlib.util.find_spec('numba') is None:
-            _NUMBA_STATUS = (False, 'the numba package is not installed (pip install numba)')
-        else:
-            try:
-                importlib.import_module('.numba_utils', __package__)
-                _NUMBA_STATUS = (True, '')
-            except Exception as err:  # numba present but broken (e.g. numpy too new for it)
-                _NUMBA_STATUS = (False, f'mlla_kernels numba kernels failed to import: '
-                                        f'{type(err).__name__}: {err}')
-    return _NUMBA_STATUS
+    if 'numba' not in _STATUS:
+        _STATUS['numba'] = _importable('numba', '.routed_scan.numba', 'pip install numba')
+    return _STATUS['numba']
+
+
+def triton_status() -> Tuple[bool, str]:
+    """(usable, reason): can the triton backend be imported here at all?"""
+    return _importable('triton', '.routed_scan.triton', 'pip install triton')
+
+
+def _always() -> Tuple[bool, str]:
+    return True, ''
+
+
+def _any_device(device: torch.device) -> Optional[str]:
+    return None
+
+
+def _cpu_only(device: torch.device) -> Optional[str]:
+    if device.type != 'cpu':
+        return (f"backend='numba' runs on CPU tensors; got device {device}. "
+                "Use backend='auto' (triton on CUDA) or 'torch'.")
+    return None
+
+
+def _meta_only(device: torch.device) -> Optional[str]:
+    if device.type != 'meta':
+        return (f"backend='meta' computes shapes only, for meta tensors; got device {device}. "
+                "Use backend='auto'.")
+    return None
+
+
+def _cuda_or_interpreter(device: torch.device) -> Optional[str]:
+    if device.type == 'cpu' and not triton_interpret():
+        return ("backend='triton' needs CUDA tensors; on CPU it runs only under Triton's "
+                "interpreter (set TRITON_INTERPRET=1 before importing triton, slow) -- use "
+                "backend='torch' for CPU tensors.")
+    if device.type not in ('cuda', 'cpu'):
+        return (f"backend='triton' supports cuda tensors (or cpu under TRITON_INTERPRET=1); "
+                f'got device {device}.')
+    return None
+
+
+class Backend(NamedTuple):
+    """One row of the backend table."""
+    name: str                                   # also the module name in each op's folder
+    what: str                                   # one line for the docs and error messages
+    dtypes: Tuple[torch.dtype, ...]             # input dtypes it accepts
+    status: Callable[[], Tuple[bool, str]]      # (importable here, why not)
+    device_error: Callable[[torch.device], Optional[str]]   # None where it runs on that device
+    auto_devices: Tuple[str, ...] = ()          # device types 'auto' may pick it for ...
+    auto_dtypes: Tuple[torch.dtype, ...] = ()   # ... with u in one of these dtypes
+    auto_rank: int = 0                          # 'auto' takes the highest rank that fits
+    selfcheck: bool = False                     # checked against torch at first use on a GPU
+    engine: Optional[str] = None                # module with the routed_scan every op maps to
+
+
+BACKENDS_TABLE: Tuple[Backend, ...] = (
+    Backend('naive', 'the sequential recurrence, readable; the test oracle', ALL_FLOATS,
+            _always, _any_device),
+    Backend('torch', 'chunked PyTorch scan with a hand-written backward; runs anywhere',
+            ALL_FLOATS, _always, _any_device, auto_devices=('cpu', 'cuda', 'mps', 'meta'),
+            auto_dtypes=ALL_FLOATS, auto_rank=1),
+    Backend('meta', 'output shapes only, for meta tensors (no data, no gradients)', ALL_FLOATS,
+            _always, _meta_only, auto_devices=('meta',), auto_dtypes=ALL_FLOATS, auto_rank=2,
+            engine='.routed_scan.meta'),
+    # float64 runs with the exact library exp/log1p (for verification; 'auto' picks torch)
+    Backend('numba', 'fused CPU kernels (forward and recompute-backward)', ALL_FLOATS,
+            numba_status, _cpu_only, auto_devices=('cpu',), auto_dtypes=HALF_AND_SINGLE,
+            auto_rank=2, engine='.routed_scan.numba'),
+    Backend('triton', 'fused Triton kernels (forward and backward)', HALF_AND_SINGLE,
+            triton_status, _cuda_or_interpreter, auto_devices=('cuda',),
+            auto_dtypes=HALF_AND_SINGLE, auto_rank=3, selfcheck=True,
+            engine='.routed_scan.triton'),
+)
+TABLE: Dict[str, Backend] = {row.name: row for row in BACKENDS_TABLE}
+BACKENDS: Tuple[str, ...] = tuple(TABLE)
+#: what a ``kernel_backend`` argument may name
+KERNEL_BACKENDS: Tuple[str, ...] = ('auto',) + BACKENDS
+
+
+def _dtype_names(dtypes) -> str:
+    return ', '.join(str(d).replace('torch.', '') for d in dtypes)
 
 
 def available_backends(device=None) -> List[str]:
@@ -83,65 +141,65 @@ def available_backends(device=None) -> List[str]:
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     device = torch.device(device)
-    names = ['naive', 'torch']
-    if device.type == 'cpu' and numba_status()[0]:
-        names.append('numba')
-    if (device.type == 'cuda' or (device.type == 'cpu' and triton_interpret())) \
-            and triton_status()[0]:
-        names.append('triton')
-    return names
+    return [row.name for row in BACKENDS_TABLE
+            if row.device_error(device) is None and row.status()[0]]
 
 
 def auto_backend(device: torch.device, dtype: Optional[torch.dtype] = None) -> str:
-    """What 'auto' runs: triton on CUDA, numba on CPU (float64: torch), else torch."""
-    if device.type == 'cuda' and triton_status()[0]:
-        return 'triton'
-    if device.type == 'cpu' and dtype != torch.float64 and numba_status()[0]:
-        return 'numba'
+    """What 'auto' runs: the highest-ranked row that may be picked for this device and dtype
+    and imports here (triton on CUDA, numba on CPU except float64, else torch)."""
+    fits = [row for row in BACKENDS_TABLE if row.auto_rank and device.type in row.auto_devices
+            and (dtype is None or dtype in row.auto_dtypes)]
+    for row in sorted(fits, key=lambda r: -r.auto_rank):
+        if row.status()[0]:
+            return row.name
     return 'torch'
+
+
+class Request(NamedTuple):
+    """The backend a call asked for and where that came from: 'caller' (the ``backend``
+    argument), 'environment' (:data:`ENV_VAR`) or 'auto'."""
+    name: str          # a backend name, or 'auto'
+    origin: str
+
+
+def request(backend: str) -> Request:
+    """Read the ``backend`` argument and, for 'auto', the environment override (once)."""
+    if backend != 'auto':
+        origin, where = 'caller', 'backend'
+    else:
+        backend = os.environ.get(ENV_VAR, 'auto').strip().lower() or 'auto'
+        origin, where = ('auto', '') if backend == 'auto' else (
+            'environment', f'environment variable {ENV_VAR}')
+    if backend != 'auto' and backend not in TABLE:
+        raise ValueError(f"{where} must be one of 'auto', {', '.join(map(repr, BACKENDS))}; "
+                         f'got {backend!r}')
+    return Request(backend, origin)
 
 
 def resolve_backend(backend: str, device: torch.device,
                     dtype: Optional[torch.dtype] = None) -> str:
-    """Turn 'auto' (or the env override) into a concrete backend name and check it can run."""
+    """A concrete backend for ``backend`` (a name, or 'auto': :func:`auto_backend`), checked to
+    be importable and to run on ``device``."""
     if backend == 'auto':
-        backend = os.environ.get(ENV_VAR, 'auto').strip().lower() or 'auto'
-        if backend == 'auto':
-            return auto_backend(device, dtype)
-        where = f'environment variable {ENV_VAR}'
-    else:
-        where = 'backend'
-    if backend not in BACKENDS:
-        raise ValueError(f"{where} must be one of 'auto', {', '.join(map(repr, BACKENDS))}; "
+        return auto_backend(device, dtype)
+    if backend not in TABLE:
+        raise ValueError(f"backend must be one of 'auto', {', '.join(map(repr, BACKENDS))}; "
                          f'got {backend!r}')
-    if backend == 'numba':
-        ok, reason = numba_status()
-        if not ok:
-            raise RuntimeError(f"backend='numba' is unavailable: {reason}. "
-                               "Use backend='torch' (or 'auto').")
-        if device.type != 'cpu':
-            raise RuntimeError(f"backend='numba' runs on CPU tensors; got device {device}. "
-                               "Use backend='auto' (triton on CUDA) or 'torch'.")
-    if backend == 'triton':
-        ok, reason = triton_status()
-        if not ok:
-            raise RuntimeError(f"backend='triton' is unavailable: {reason}. "
-                               "Use backend='torch' (or 'auto').")
-        if device.type == 'cpu' and not triton_interpret():
-            raise RuntimeError("backend='triton' needs CUDA tensors; on CPU it runs only under "
-                               "Triton's interpreter (set TRITON_INTERPRET=1 before importing "
-                               "triton, slow) -- use backend='torch' for CPU tensors.")
-        if device.type not in ('cuda', 'cpu'):
-            raise RuntimeError(f"backend='triton' supports cuda tensors (or cpu under "
-                               f"TRITON_INTERPRET=1); got device {device}.")
+    row = TABLE[backend]
+    ok, reason = row.status()
+    if not ok:
+        raise RuntimeError(f"backend={backend!r} is unavailable: {reason}. "
+                           "Use backend='torch' (or 'auto').")
+    error = row.device_error(device)
+    if error:
+        raise RuntimeError(error)
     return backend
 
 
-def get_impl(op: str, backend: str):
-    """The implementation function of operation ``op`` for a concrete backend (imported lazily)."""
-    module, name = _IMPLS[op][backend]
-    return getattr(importlib.import_module(module, __package__), name)
-
+# ----------------------------------------------------------------------------------------
+# Operations and their arguments
+# ----------------------------------------------------------------------------------------
 
 def _fmt(shape) -> str:
     """Python tuple notation: (batch, D, L), (D,)."""
@@ -157,29 +215,35 @@ class Checker:
         self.sizes: Dict[str, int] = {}
         self.tensors: List[Tuple[str, torch.Tensor]] = []
 
-    def shape(self, name: str, tensor: Optional[torch.Tensor], dims: Sequence[str],
+    def _concrete(self, dims) -> str:
+        """dims with the sizes known so far filled in: (4, N) for (D, N) with D=4."""
+        return _fmt([self.sizes.get(s, s) if isinstance(s, str) else s for s in dims])
+
+    def _shape_error(self, name, tensor, dims, known=''):
+        expected, concrete = _fmt(dims), self._concrete(dims)
+        here = f' -- here {name} must be {concrete}' if concrete != expected else ''
+        return ValueError(f'{self.op}: {name} must have shape {expected}{known}; '
+                          f'got {_fmt(tensor.shape)}{here}')
+
+    def shape(self, name: str, tensor: Optional[torch.Tensor], dims: Sequence,
               optional: bool = False):
         """Check ``tensor`` has the symbolic shape ``dims`` (e.g. ('batch', 'D', 'L'))."""
-        expected = _fmt(dims)
         if tensor is None:
             if optional:
                 return
-            raise ValueError(f'{self.op}: {name} is required, with shape {expected}')
+            raise ValueError(f'{self.op}: {name} is required, with shape {_fmt(dims)}')
         if not isinstance(tensor, torch.Tensor):
-            raise TypeError(f'{self.op}: {name} must be a torch.Tensor of shape {expected}; '
+            raise TypeError(f'{self.op}: {name} must be a torch.Tensor of shape {_fmt(dims)}; '
                             f'got {type(tensor).__name__}')
         if tensor.dim() != len(dims):
-            raise ValueError(f'{self.op}: {name} must have shape {expected}; '
-                             f'got {_fmt(tensor.shape)}')
+            raise self._shape_error(name, tensor, dims)
         for sym, size in zip(dims, tensor.shape):
             if isinstance(sym, int):
                 if size != sym:
-                    raise ValueError(f'{self.op}: {name} must have shape {expected}; '
-                                     f'got {_fmt(tensor.shape)}')
+                    raise self._shape_error(name, tensor, dims)
             elif sym in self.sizes and self.sizes[sym] != size:
-                raise ValueError(
-                    f'{self.op}: {name} must have shape {expected} with {sym}={self.sizes[sym]} '
-                    f'(from the arguments before it); got {_fmt(tensor.shape)}')
+                raise self._shape_error(name, tensor, dims, f' with {sym}={self.sizes[sym]} '
+                                        '(from the arguments before it)')
             else:
                 self.sizes.setdefault(sym, size)
         self.tensors.append((name, tensor))
@@ -194,7 +258,7 @@ class Checker:
         return first.device
 
     def dtypes(self, backend: str):
-        allowed = DTYPES[backend]
+        allowed = TABLE[backend].dtypes
         for name, t in self.tensors:
             if t.dtype not in allowed:
                 raise TypeError(f"{self.op}: {name} has dtype {str(t.dtype).replace('torch.', '')}"
@@ -206,11 +270,139 @@ class Checker:
                 raise ValueError(f'{self.op}: {sym} must be at least 1; got {self.sizes[sym]} '
                                  '(empty inputs are not supported)')
 
-    def resolve(self, backend: str) -> str:
-        """Check device/dtypes and return the concrete backend to run."""
-        name = resolve_backend(backend, self.device(), self.tensors[0][1].dtype)
-        self.dtypes(name)
-        if name == 'triton':   # first use on a GPU: checked against 'torch' (selfcheck.py)
-            from .selfcheck import backend_for
-            name = backend_for(self.op, backend, dict(self.tensors), self.sizes)
-        return name
+
+def _check_selective_scan(check, u, delta, A, B, C, D=None, z=None, delta_bias=None, **_):
+    check.shape('u', u, ('batch', 'D', 'L'))
+    check.shape('delta', delta, ('batch', 'D', 'L'))
+    check.shape('A', A, ('D', 'N'))
+    grouped = isinstance(B, torch.Tensor) and B.dim() == 4
+    bc_dims = ('batch', 'G', 'N', 'L') if grouped else ('batch', 'N', 'L')
+    check.shape('B', B, bc_dims)
+    check.shape('C', C, bc_dims)
+    check.shape('D', D, ('D',), optional=True)
+    check.shape('z', z, ('batch', 'D', 'L'), optional=True)
+    check.shape('delta_bias', delta_bias, ('D',), optional=True)
+    check.positive('batch', 'D', 'L', 'N', 'G')
+    if grouped and check.sizes['D'] % check.sizes['G']:
+        raise ValueError(f"{check.op}: the channel count D={check.sizes['D']} must be a "
+                         'multiple of the number of groups of B/C (batch, G, N, L), i.e. a '
+                         f"multiple of the group count G={check.sizes['G']}")
+
+
+def _check_map_scan(check, u, delta, A, B, C, D=None, delta_bias=None, n_routes=4):
+    check.sizes['K'] = n_routes
+    check.shape('u', u, ('batch', 'Di', 'H', 'W'))
+    check.shape('delta', delta, ('batch', 'K', 'Di', 'H', 'W'))
+    check.sizes['K*Di'] = n_routes * check.sizes['Di']
+    check.shape('A', A, ('K*Di', 'N'))
+    check.shape('B', B, ('batch', 'K', 'N', 'H', 'W'))
+    check.shape('C', C, ('batch', 'K', 'N', 'H', 'W'))
+    check.shape('D', D, ('K*Di',), optional=True)
+    check.shape('delta_bias', delta_bias, ('K*Di',), optional=True)
+    check.positive('batch', 'Di', 'H', 'W', 'N')
+
+
+def _check_cross_scan(check, u, delta, A, B, C, D=None, delta_bias=None, directions=4, **_):
+    if directions not in (1, 2, 4):
+        raise ValueError(f'{check.op}: directions must be 1, 2 or 4; got {directions!r} '
+                         "(directions must be one of CROSS_SCAN_ROUTES' keys; "
+                         'routed_selective_scan takes any routes)')
+    _check_map_scan(check, u, delta, A, B, C, D, delta_bias, directions)
+
+
+def _check_routed_scan(check, u, delta, A, B, C, D=None, delta_bias=None, routes=(), **_):
+    _check_map_scan(check, u, delta, A, B, C, D, delta_bias, len(routes))
+
+
+def _check_bidirectional(check, u, delta, A, B, C, D=None, z=None, delta_bias=None, **_):
+    check.shape('u', u, ('batch', 2, 'Di', 'L'))
+    check.shape('delta', delta, ('batch', 2, 'Di', 'L'))
+    check.shape('A', A, (2, 'Di', 'N'))
+    check.shape('B', B, ('batch', 2, 'N', 'L'))
+    check.shape('C', C, ('batch', 2, 'N', 'L'))
+    check.shape('D', D, (2, 'Di'), optional=True)
+    check.shape('z', z, ('batch', 'Di', 'L'), optional=True)
+    check.shape('delta_bias', delta_bias, (2, 'Di'), optional=True)
+    check.positive('batch', 'Di', 'L', 'N')
+
+
+class Operation(NamedTuple):
+    """One operation: its name (the public function's), its folder, its argument check."""
+    name: str
+    folder: str
+    check: Callable
+
+
+OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
+    Operation('selective_scan', 'selective_scan', _check_selective_scan),
+    Operation('cross_scan_selective_scan', 'cross_scan', _check_cross_scan),
+    Operation('bidirectional_selective_scan', 'bidirectional', _check_bidirectional),
+    Operation('routed_selective_scan', 'routed_scan', _check_routed_scan),
+)}
+
+
+def validate(op: str, args: Dict) -> Checker:
+    """Check a call's arguments (shapes, one device); the returned Checker holds the sizes
+    (``sizes``) and the named tensors (``tensors``, u first)."""
+    check = Checker(op)
+    OPERATIONS[op].check(check, **args)
+    check.device()
+    return check
+
+
+def get_impl(op: str, backend: str):
+    """The implementation of operation ``op`` on a concrete backend (imported lazily): the
+    function ``<op>_<backend>`` of ``mlla_kernels.<op's folder>.<backend>`` if there is one,
+    else the operation mapped onto the backend's engine (:func:`mlla_kernels.routes.bind`)."""
+    module = _op_module(op, backend)
+    fn = None if module is None else getattr(module, f'{op}_{backend}', None)
+    if fn is None:
+        engine = TABLE[backend].engine
+        if engine is None:
+            raise ImportError(f'backend {backend!r} has no {op}_{backend} in '
+                              f'mlla_kernels.{OPERATIONS[op].folder}.{backend} and no engine '
+                              'in its table row')
+        return _bound(op, backend, engine)
+    return getattr(fn, 'unchecked', fn)   # looked up per call: tests patch module attributes
+
+
+_MODULES: Dict[Tuple[str, str], object] = {}
+_BOUND: Dict[Tuple[str, str], Callable] = {}
+
+
+def _op_module(op: str, backend: str):
+    """The module ``<op's folder>.<backend>``, or None where there is none (looked up once)."""
+    if (op, backend) not in _MODULES:
+        name = f'.{OPERATIONS[op].folder}.{backend}'
+        found = importlib.util.find_spec(name, __package__) is not None
+        _MODULES[op, backend] = importlib.import_module(name, __package__) if found else None
+    return _MODULES[op, backend]
+
+
+def _bound(op: str, backend: str, engine: str) -> Callable:
+    if (op, backend) not in _BOUND:
+        module = importlib.import_module(engine, __package__)
+        _BOUND[op, backend] = routes.bind(op, module.routed_scan, backend)
+    return _BOUND[op, backend]
+
+
+def checked(op: str, backend: str):
+    """Decorator for a backend's function of ``op`` that may also be called directly (not
+    through the public entry point, which validates): such calls are validated the same way.
+    :func:`get_impl` hands the undecorated function (``.unchecked``) to the entry points."""
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        def direct(*args, **kwargs):
+            check = validate(op, dict(signature.bind(*args, **kwargs).arguments))
+            check.dtypes(backend)
+            error = TABLE[backend].device_error(check.device())
+            if error:
+                raise RuntimeError(error)
+            return fn(*args, **kwargs)
+        direct.__name__, direct.__qualname__, direct.__doc__ = fn.__name__, fn.__qualname__, \
+            fn.__doc__
+        direct.__module__ = fn.__module__
+        direct.unchecked = fn
+        return direct
+    return decorate

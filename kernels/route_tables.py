@@ -120,8 +120,17 @@ def as_route(route: RouteLike) -> Route:
 
 
 def as_routes(routes: Sequence[RouteLike]) -> Tuple[Route, ...]:
+    """A tuple of :class:`Route` from a non-empty sequence of route-likes (see
+    :func:`as_route`)."""
     if isinstance(routes, (str, Route)) or not len(routes):
         raise ValueError(f'routes must be a non-empty sequence of routes; got {routes!r}')
+    if isinstance(routes, tuple):
+        return _as_routes(routes)
+    return tuple(as_route(r) for r in routes)
+
+
+@lru_cache(maxsize=256)
+def _as_routes(routes: tuple) -> Tuple[Route, ...]:    # a call per scan: cache the parsing
     return tuple(as_route(r) for r in routes)
 
 

@@ -8,14 +8,16 @@ same operation on a small generated problem of the same configuration through th
 the ``torch`` backends, forward and backward, and compares the output and every input gradient.
 
 - Configuration = operation, device, the dtype of each input (and which optional inputs are
-  given), state size N, routes K (cross-scan) and groups G (grouped B/C). Each is checked once
-  per process; results are kept in memory (:func:`results`).
+  given), state size N, routes K (cross-scan; for the routed scan the routes themselves and
+  whether they are merged) and groups G (grouped B/C). Each is checked once per process;
+  results are kept in memory (:func:`results`).
 - A mismatch beyond :data:`TOLERANCE` (max abs error over the reference's max magnitude), a
   non-finite value or an exception from the Triton kernels fails the check: one
   :class:`KernelSelfCheckWarning` with the numbers, and from then on ``backend='auto'`` runs that
   operation in that dtype on that device with ``torch``. A backend named explicitly
-  (``backend='triton'`` or ``MLLA_KERNELS_BACKEND=triton``) is kept -- after the same warning --
-  so that tests and benchmarks of the kernels themselves still run them.
+  (``backend='triton'`` or ``MLLA_KERNELS_BACKEND=triton``: the request's origin, as
+  :func:`mlla_kernels.dispatch.request` recorded it) is kept -- after the same warning -- so
+  that tests and benchmarks of the kernels themselves still run them.
 - ``MLLA_KERNELS_SELFCHECK=0`` turns the check off. It is skipped while a CUDA graph is being
   captured or torch.compile traces (it would break either); the next eager call runs it.
 - The problem is generated with a private generator: the global (CPU and CUDA) random states
@@ -38,6 +40,9 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from .dispatch import OPERATIONS, get_impl
+from .route_tables import as_routes
+
 ENV_VAR = 'MLLA_KERNELS_SELFCHECK'
 
 #: allowed max abs error / max |reference|, by the dtype of u. Two fp32-state implementations
@@ -49,9 +54,6 @@ TOLERANCE = {torch.float32: 2e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2}
 #: a non-square odd map; tests shrink it (the interpreter is slow)
 PROBLEM = dict(batch=2, channels=8, length=150, height=10, width=15)
 
-# public name (as in error messages) -> operation key of dispatch._IMPLS
-OPS = {'selective_scan': 'selective_scan', 'cross_scan_selective_scan': 'cross_scan',
-       'bidirectional_selective_scan': 'bidirectional'}
 PARAMETERS = ('A', 'D', 'delta_bias')
 
 
@@ -66,7 +68,7 @@ class CheckResult:
     device_name: str
     dtypes: Dict[str, str]
     n_state: int
-    structure: Dict[str, int]
+    structure: Dict[str, object]
     ok: bool
     tolerance: float
     worst: str = ''                      # the output/gradient with the largest relative error
@@ -123,38 +125,42 @@ def _busy() -> bool:
     return bool(compiler is not None and getattr(compiler, 'is_compiling', lambda: False)())
 
 
-def _automatic(requested: str) -> bool:
-    """Was the backend chosen by 'auto' (not named by the caller or MLLA_KERNELS_BACKEND)?"""
-    from .dispatch import ENV_VAR as BACKEND_VAR
-    return requested == 'auto' and os.environ.get(BACKEND_VAR, 'auto').strip().lower() in (
-        '', 'auto')
+def _structure(op: str, sizes: Dict[str, int], args: Dict) -> Dict[str, object]:
+    """What beyond dtypes and N makes a configuration: routes K, groups G; for the routed
+    scan the routes (as text) and whether they are merged."""
+    structure = {k: sizes[k] for k in ('K', 'G') if k in sizes}
+    if op == 'routed_selective_scan':
+        structure['routes'] = ','.join(map(str, args['routes']))
+        structure['merge'] = bool(args['merge'])
+    return structure
 
 
-def backend_for(op: str, requested: str, tensors: Dict[str, torch.Tensor],
-                sizes: Dict[str, int]) -> str:
+def backend_for(op: str, origin: str, tensors: Dict[str, torch.Tensor],
+                sizes: Dict[str, int], args: Optional[Dict] = None) -> str:
     """The backend to run instead of 'triton' for this call: 'triton' or 'torch'.
 
-    Called by :meth:`mlla_kernels.dispatch.Checker.resolve` when it resolved to 'triton';
-    ``requested`` is the ``backend`` argument, ``tensors``/``sizes`` the checked arguments.
+    Called by the entry points when a call resolved to 'triton'; ``origin`` is where that came
+    from ('auto', 'environment' or 'caller'), ``tensors``/``sizes`` the checked arguments,
+    ``args`` the call's other arguments (the routes of a routed scan).
     """
     u = tensors['u']
-    if not enabled() or not applies(u.device) or op not in OPS:
+    if not enabled() or not applies(u.device):
         return 'triton'
     fallback_key = (op, str(u.device), u.dtype)
-    structure = {k: sizes[k] for k in ('K', 'G') if k in sizes}
+    structure = _structure(op, sizes, args or {})
     dtypes = {name: t.dtype for name, t in tensors.items()}
     key = (op, str(u.device), sizes['N'], tuple(sorted(structure.items())),
            tuple(dtypes.items()))
     with _lock:
         if key not in _checked:
             if _busy():
-                return 'torch' if fallback_key in _failed and _automatic(requested) else 'triton'
+                return 'torch' if fallback_key in _failed and origin == 'auto' else 'triton'
             result = check(op, u.device, dtypes, sizes['N'], structure)
             _checked[key] = result
             if not result.ok:
                 _failed.setdefault(fallback_key, result)
         failure = _failed.get(fallback_key)
-        automatic = _automatic(requested)
+        automatic = origin == 'auto'
         if failure is not None and (fallback_key, automatic) not in _warned:
             _warned.add((fallback_key, automatic))     # once per failure and kind of request
             _warn(failure, automatic)
@@ -179,7 +185,7 @@ def _warn(result: CheckResult, automatic: bool):
 
 
 def make_problem(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
-                 structure: Dict[str, int], seed: int = 0):
+                 structure: Dict[str, object], seed: int = 0):
     """Arguments and keyword arguments of a small problem of this configuration."""
     gen = torch.Generator().manual_seed(seed)
     p = PROBLEM
@@ -208,6 +214,13 @@ def make_problem(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
                  B=randn(batch, k, n, h, w), C=randn(batch, k, n, h, w), D=randn(k * dim),
                  delta_bias=randn(k * dim, scale=0.5))
         kwargs = dict(delta_softplus=True, directions=k)
+    elif op == 'routed_selective_scan':
+        routes = as_routes(structure['routes'].split(','))
+        k, dim, h, w = len(routes), p['channels'], p['height'], p['width']
+        t = dict(u=randn(batch, dim, h, w), delta=delta(batch, k, dim, h, w), A=A(k * dim, n),
+                 B=randn(batch, k, n, h, w), C=randn(batch, k, n, h, w), D=randn(k * dim),
+                 delta_bias=randn(k * dim, scale=0.5))
+        kwargs = dict(delta_softplus=True, routes=routes, merge=structure['merge'])
     elif op == 'bidirectional_selective_scan':
         dim = p['channels']
         t = dict(u=randn(batch, 2, dim, length), delta=delta(batch, 2, dim, length),
@@ -215,7 +228,7 @@ def make_problem(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
                  D=randn(2, dim), z=randn(batch, dim, length), delta_bias=randn(2, dim, scale=0.5))
         kwargs = dict(delta_softplus=True)
     else:
-        raise ValueError(f'self-check: unknown operation {op!r}; one of {", ".join(OPS)}')
+        raise ValueError(f'self-check: unknown operation {op!r}; one of {", ".join(OPERATIONS)}')
     # the call's optional inputs only, each in the call's dtype
     args = {name: (t[name].to(device=device, dtype=dtypes[name]) if name in dtypes else None)
             for name in t}
@@ -223,9 +236,8 @@ def make_problem(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
 
 
 def check(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
-          structure: Dict[str, int]) -> CheckResult:
+          structure: Dict[str, object]) -> CheckResult:
     """Run ``op`` through 'triton' and 'torch' on a small problem; compare y and all gradients."""
-    from .dispatch import get_impl
     device = torch.device(device)
     start = time.perf_counter()
     name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
@@ -244,7 +256,7 @@ def check(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
             leaves = {k: (None if v is None else v.detach().clone().requires_grad_(True))
                       for k, v in args.items()}
             try:
-                outs = get_impl(OPS[op], backend)(**leaves, **kwargs)
+                outs = get_impl(op, backend)(**leaves, **kwargs)
                 outs = outs if isinstance(outs, tuple) else (outs,)
                 if weights is None:
                     gen = torch.Generator().manual_seed(1)
@@ -281,13 +293,16 @@ def check(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
 
 
 # the configurations our backbones run: VMamba v2 (N=1) and v0/v1 (N=16) cross-scans,
-# Vim's bidirectional scan, a plain scan with every option
+# Vim's bidirectional scan, a plain scan with every option, MHS-VM's heads (routed, apart)
 STANDARD = [
     ('selective_scan', 16, {}, ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')),
     ('cross_scan_selective_scan', 1, {'K': 4}, ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')),
     ('cross_scan_selective_scan', 16, {'K': 4}, ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')),
     ('bidirectional_selective_scan', 16, {},
      ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')),
+    ('routed_selective_scan', 16,
+     {'K': 4, 'routes': 'snake_row,snake_row~,spiral,spiral_flip~', 'merge': False},
+     ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')),
 ]
 
 

@@ -1,4 +1,8 @@
-"""mlla-mm: MLLA, VMamba and Vim backbones for mmdet/mmseg (OpenMMLab 2.0 plugin).
+"""mlla-mm: Mamba-era vision backbones for mmdet/mmseg/mmpretrain (OpenMMLab 2.0 plugin).
+
+Families: MLLA, VMamba, Vim, MambaOut and DemystifyNet (the ablation models of "Demystify
+Mamba in Vision"), each a :class:`~mlla_mm.models.backbones.DenseBackbone`; their scans run on
+:mod:`mlla_kernels` (Triton on GPU, fused numba kernels on CPU).
 
 Importing this package applies the compatibility shims (:mod:`mlla_mm.compat`)
 and registers every model into the registries of mmengine and of whichever of
@@ -9,6 +13,7 @@ from . import compat  # noqa: F401  (applies shims on import)
 from . import models  # noqa: F401  (registers backbones)
 from . import engine  # noqa: F401  (registers optimizer constructors)
 from . import datasets  # noqa: F401  (demo data generator; numpy only)
+from . import evaluation  # noqa: F401  (registers metrics; mmengine only)
 from .utils import package_configs
 
 package_configs.install()  # `_base_ = ['mlla_mm::...']`, Config.fromfile('mlla_mm::...')

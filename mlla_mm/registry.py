@@ -1,7 +1,7 @@
 """One helper that registers a class into every installed OpenMMLab registry.
 
-A backbone is written once and becomes visible to mmengine, mmdet, mmseg and
-mmpretrain alike, whichever of them are installed (any subset, or none).
+A backbone is written once and becomes visible to mmengine, mmdet, mmseg,
+mmpretrain and mmpose alike, whichever of them are installed (any subset, or none).
 
 Usage::
 
@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 # Codebases whose registries we fill, in order. mmengine's root registries are
 # always filled, so `mmengine.registry.MODELS.build(...)` works without any codebase.
-CODEBASES: Tuple[str, ...] = ('mmdet', 'mmseg', 'mmpretrain')
+CODEBASES: Tuple[str, ...] = ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
 
 _REGISTERED: Dict[str, List[type]] = {}
 
@@ -67,6 +67,9 @@ register_model = _decorator('MODELS')
 register_optim_wrapper_constructor = _decorator('OPTIM_WRAPPER_CONSTRUCTORS')
 register_optim_wrapper = _decorator('OPTIM_WRAPPERS')
 register_hook = _decorator('HOOKS')
+register_metric = _decorator('METRICS')
+register_dataset = _decorator('DATASETS')
+register_transform = _decorator('TRANSFORMS')
 
 
 def registered(kind: str = 'MODELS') -> List[type]:

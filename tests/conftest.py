@@ -95,6 +95,26 @@ def demo_ade20k(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def demo_isic(tmp_path_factory):
+    """ISIC layout ({train,val}/{images,masks}): 4 train / 2 val lesion images at 72x56."""
+    from mlla_mm.datasets.demo_medseg import generate_isic_lesions
+    root = str(tmp_path_factory.mktemp('demo_isic'))
+    generate_isic_lesions(root, num_train=4, num_val=2, image_size=(72, 56), seed=1)
+    return root
+
+
+@pytest.fixture(scope='session')
+def demo_coco_pose(tmp_path_factory):
+    """COCO-keypoints layout (mmpose): 4 train / 2 val images at 160x128, 1-3 figures each,
+    with the simulated person detections."""
+    from mlla_mm.datasets.demo_pose import generate_coco_pose
+    root = str(tmp_path_factory.mktemp('demo_coco_pose'))
+    generate_coco_pose(root, num_train=4, num_val=2, image_size=(160, 128),
+                       persons_per_image=(1, 3), person_height=(50, 120), seed=1)
+    return root
+
+
+@pytest.fixture(scope='session')
 def bad_coco(demo_coco, tmp_path_factory):
     """A copy of demo_coco with one training image of each kind of bad data (bad_data.py)."""
     from bad_data import corrupt_coco

@@ -6,10 +6,13 @@ instead of a ``FileNotFoundError`` deep in pycocotools after the model is built.
 
 :data:`DATASET_PATHS` says, per dataset type, which config keys name a file and which a
 folder; a dataset type of a new task adds one row. Paths are joined with the dataset's
-``data_root`` as mmengine's ``BaseDataset`` joins them; a key that is not set is not checked
-(whether it is required is the dataset's business), and URLs are not checked. Types not in
-the table get their ``ann_file`` checked. Evaluators' ``ann_file`` (``CocoMetric``) is a path
-of its own, not joined with any root.
+``data_root`` as mmengine's ``BaseDataset`` joins them, except the keys a row lists as read as
+written (mmpose's ``bbox_file``); a key that is not set is not checked (whether it is required
+is the dataset's business), and URLs are not checked. Types not in the table get their
+``ann_file`` checked. A row keyed ``scope.Type`` is that codebase's class (the type named so
+in a config, or by a config whose ``default_scope`` is that scope): mmpose's ``CocoDataset``
+is not mmdet's. Evaluators' ``ann_file`` (``CocoMetric``) is a path of its own, not joined
+with any root.
 
 Pure Python: no mmengine/mmdet/mmseg import.
 """
@@ -20,9 +23,11 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 @dataclass(frozen=True)
 class DatasetPaths:
-    """Config keys (dotted: ``'data_prefix.img'``) holding a file / a folder."""
+    """Config keys (dotted: ``'data_prefix.img'``) holding a file / a folder under
+    ``data_root``, and files the dataset reads as written (not under ``data_root``)."""
     files: Tuple[str, ...] = ('ann_file', )
     folders: Tuple[str, ...] = ()
+    files_as_written: Tuple[str, ...] = ()
 
 
 #: dataset type (as in configs, scope prefix optional) -> the paths its config names
@@ -33,6 +38,12 @@ DATASET_PATHS: Dict[str, DatasetPaths] = {
     'ADE20KDataset': DatasetPaths(folders=('data_prefix.img_path', 'data_prefix.seg_map_path')),
     # mmpretrain ImageNet: data_root/<split> (or data_prefix), meta/<split>.txt if named
     'ImageNet': DatasetPaths(folders=('split', 'data_prefix', 'data_prefix.img_path')),
+    # mmpose COCO keypoints (top-down): annotations/person_keypoints_*.json, the image folder
+    # and, testing on detected boxes, the person detections (read as written)
+    'mmpose.CocoDataset': DatasetPaths(folders=('data_prefix.img', ),
+                                       files_as_written=('bbox_file', )),
+    # ISIC lesions (mlla_mm/datasets/isic.py): {train,val}/images and {train,val}/masks
+    'ISICDataset': DatasetPaths(folders=('data_prefix.img_path', 'data_prefix.seg_map_path')),
 }
 
 
@@ -66,10 +77,20 @@ def dataset_leaves(dataset_cfg) -> Iterator[dict]:
         yield dataset_cfg
 
 
-def paths_of_type(type_name) -> DatasetPaths:
-    """The :data:`DATASET_PATHS` row of a dataset type (name, ``scope.Name`` or class)."""
-    name = type_name if isinstance(type_name, str) else getattr(type_name, '__name__', '')
-    return DATASET_PATHS.get(name) or DATASET_PATHS.get(name.split('.')[-1]) or DatasetPaths()
+def paths_of_type(type_name, scope: Optional[str] = None) -> DatasetPaths:
+    """The :data:`DATASET_PATHS` row of a dataset type (name, ``scope.Name`` or class) in a
+    config whose ``default_scope`` is ``scope``."""
+    if isinstance(type_name, str):
+        name = type_name
+    else:   # a class: its codebase is its package
+        module = getattr(type_name, '__module__', '') or ''
+        name = f"{module.split('.')[0]}.{getattr(type_name, '__name__', '')}"
+    if '.' in name:
+        scope, name = name.rsplit('.', 1)
+    for key in ((f'{scope}.{name}', name) if scope else (name, )):
+        if key in DATASET_PATHS:
+            return DATASET_PATHS[key]
+    return DatasetPaths()
 
 
 def _value(cfg: dict, dotted: str) -> Optional[str]:
@@ -91,6 +112,7 @@ def _exists(path: str, kind: str) -> bool:
 
 def _needed(cfg, loaders: Sequence[str]) -> Iterator[Tuple[str, str, Tuple[str, str, str]]]:
     """(path, 'file'|'folder', (key, loader, type)) for every path the loaders need."""
+    scope = cfg.get('default_scope')
     for split in loaders:
         loader = cfg.get(f'{split}_dataloader')
         if not loader or not cfg.get(f'{split}_cfg'):
@@ -101,12 +123,13 @@ def _needed(cfg, loaders: Sequence[str]) -> Iterator[Tuple[str, str, Tuple[str, 
             if root and '://' not in root and not osp.isdir(root):
                 yield root, 'folder', ('data_root', *use)
                 continue   # everything below it is missing too: name the root only
-            row = paths_of_type(dataset.get('type'))
-            for kind, keys in (('file', row.files), ('folder', row.folders)):
+            row = paths_of_type(dataset.get('type'), scope)
+            for kind, keys, rooted in (('file', row.files, True), ('folder', row.folders, True),
+                                       ('file', row.files_as_written, False)):
                 for key in keys:
                     value = _value(dataset, key)
                     if value is not None and '://' not in value:
-                        yield _join(root, value), kind, (key, *use)
+                        yield _join(root if rooted else None, value), kind, (key, *use)
         evaluators = cfg.get(f'{split}_evaluator')
         for evaluator in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:
             value = _value(evaluator, 'ann_file') if isinstance(evaluator, dict) else None

@@ -1,1 +1,1 @@
-from . import backbones, layers  # noqa: F401
+from . import backbones, layers, losses  # noqa: F401

@@ -1,14 +1,13 @@
-"""Backbones; each module registers its class on import."""
-import importlib
+"""Backbones; each module registers its class on import (in this order)."""
+from .base import DenseBackbone
+from .mlla import MLLA  # isort: skip
+from .vmamba import VMamba  # isort: skip
+from .vim import Vim  # isort: skip
+from .mambaout import MambaOut  # isort: skip
+from .demystify import DemystifyNet  # isort: skip
+from .hrvmamba import HRVMamba  # isort: skip
+from .vmunet import VMUNet  # isort: skip
+from .mhs_vmamba import MHSVMamba  # isort: skip
 
-__all__ = []
-for _name, _cls in (('mlla', 'MLLA'), ('vmamba', 'VMamba'), ('vim', 'Vim'),
-                    ('mambaout', 'MambaOut'), ('demystify', 'DemystifyNet')):
-    try:
-        _mod = importlib.import_module(f'.{_name}', __name__)
-    except ModuleNotFoundError as _err:  # family not written yet
-        if _err.name != f'{__name__}.{_name}':
-            raise
-        continue
-    globals()[_cls] = getattr(_mod, _cls)
-    __all__.append(_cls)
+__all__ = ['DenseBackbone', 'MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet', 'HRVMamba',
+           'VMUNet', 'MHSVMamba']

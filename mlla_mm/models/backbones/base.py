@@ -1,14 +1,17 @@
-"""Behaviour shared by every backbone of this package.
+"""The contract every backbone of this package keeps (:class:`DenseBackbone`).
 
-Subclasses provide ``arch_zoo`` (named presets), ``_freeze_stages()`` and,
-if official checkpoints need it, ``convert_checkpoint()``; this base gives them
-the OpenMMLab conventions: ``arch`` as alias or dict, ``frozen_stages``,
-``norm_eval``, ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loading
-with key conversion, and a ``train()`` that returns ``self``.
+A subclass provides ``arch_zoo`` (named presets) with ``essential_keys`` (and optionally
+``arch_defaults``), sets ``in_channels``, ``num_features`` and ``num_stages``, names what
+``frozen_stages`` freezes (``_stem_parts()``, ``_stage_parts(i)``) and, if official
+checkpoints need it, ``convert_checkpoint()``; this base gives them the OpenMMLab
+conventions: ``arch`` as alias or dict, ``out_channels``, ``frozen_stages``, ``norm_eval``,
+a clear error for images of the wrong shape, ``init_cfg=dict(type='Pretrained',
+checkpoint=...)`` loading with key conversion, and a ``train()`` that returns ``self``.
 """
 import copy
-from typing import Any, Dict, Iterable, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
+import torch
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -59,13 +62,27 @@ def _resolve_arch(arch, arch_zoo, essential_keys, owner) -> dict:
 
 
 class DenseBackbone(BaseModule):
-    """Base of the hierarchical backbones: 4 NCHW maps for dense prediction.
+    """Base of the backbones: images in, a tuple of NCHW maps out (for FPN / UPerHead).
+
+    What a subclass does (see ``docs/contributing.md``, "Add a backbone"):
+
+    * ``arch_zoo``: preset name (aliases included) -> settings dict; ``essential_keys``: the
+      keys an ``arch`` dict must give; ``arch_defaults``: the optional keys and their values.
+      ``self.resolve_arch(arch)`` turns ``arch`` into the settings (errors list the names).
+    * ``self.in_channels`` (image channels) and ``self.num_features`` (channels of every
+      output candidate, indexed like ``out_indices``); ``out_channels`` follows from them
+      (override it where the maps are not ``num_features[i]`` in stage order, e.g. Vim).
+    * ``self.num_stages`` (what ``frozen_stages`` counts), ``_stem_parts()`` and
+      ``_stage_parts(i)``: the modules (and bare parameters) that ``frozen_stages`` freezes;
+      call ``self._freeze_stages()`` at the end of ``__init__``.
+    * ``_init_default_weights()``: the architecture's own random init; ``convert_checkpoint``
+      / ``check_loaded`` for official checkpoints; ``forward`` starts with
+      ``self._check_images(x)``.
 
     Args:
         out_indices: which stages' (or blocks') outputs to return.
-        frozen_stages: stages ``0..frozen_stages`` (stem = 0 where the
-            subclass says so) are set to eval and get ``requires_grad=False``;
-            -1 freezes nothing.
+        frozen_stages: -1 freezes nothing; 0 the stem; i >= 1 the stem and stages
+            0..i-1 (eval mode and ``requires_grad=False``).
         norm_eval: keep BatchNorm layers in eval mode while training.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL[, prefix=...])``
             loads an official checkpoint with key conversion; other init_cfgs
@@ -73,6 +90,13 @@ class DenseBackbone(BaseModule):
     """
 
     arch_zoo: Dict[str, dict] = {}
+    essential_keys: Sequence[str] = ()
+    arch_defaults: Dict[str, Any] = {}
+
+    # Set by the subclass in __init__ (class-level so a missing one reads as None here).
+    in_channels: Optional[int] = None
+    num_features: Optional[List[int]] = None
+    num_stages: Optional[int] = None
 
     def __init__(self,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
@@ -83,6 +107,20 @@ class DenseBackbone(BaseModule):
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+
+    @classmethod
+    def resolve_arch(cls, arch: Union[str, dict]) -> dict:
+        """``arch`` (preset name/alias or dict) -> settings, by this class's ``arch_zoo``."""
+        return resolve_arch(arch, cls.arch_zoo, cls.essential_keys, cls.__name__,
+                            defaults=cls.arch_defaults)
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of each returned map, in order (FPN / UPerHead ``in_channels``).
+
+        The maps come in stage order (as mmdet's Swin), one per distinct out index.
+        """
+        return [self.num_features[i] for i in sorted(set(self.out_indices))]
 
     def _check_out_indices(self, num_outputs: int) -> None:
         bad = [i for i in self.out_indices if not -num_outputs <= i < num_outputs]
@@ -96,6 +134,23 @@ class DenseBackbone(BaseModule):
         if not -1 <= self.frozen_stages <= num_stages:
             raise ValueError(f'{type(self).__name__}: frozen_stages must be in '
                              f'[-1, {num_stages}] ({meaning}), got {self.frozen_stages}')
+
+    def _check_images(self, x: torch.Tensor) -> None:
+        """A ValueError naming the problem and the fix unless ``x`` is (B>0, in_channels, H, W)."""
+        name, channels = type(self).__name__, self.in_channels
+        shape = tuple(x.shape)
+        expected = f'{name} expects images of shape (B, {channels}, H, W), got {shape}'
+        if x.dim() != 4:
+            raise ValueError(f'{expected}: not a batch (N, {channels}, H, W) of images; add '
+                             'the batch dimension (x[None] for a single image)')
+        if x.shape[1] != channels:
+            raise ValueError(
+                f'{expected}: {x.shape[1]}-channel images where (N, {channels}, H, W) was '
+                f"expected; convert grayscale images to {channels} channels (LoadImageFromFile("
+                f"color_type='color') does) or build {name} with in_channels={x.shape[1]}")
+        if x.shape[0] == 0:
+            raise ValueError(f'{name} got an empty batch {shape}: no image to run on; '
+                             'skip the forward pass when a batch has no images')
 
     # -- checkpoints ---------------------------------------------------------
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
@@ -126,14 +181,32 @@ class DenseBackbone(BaseModule):
         """The architecture's own random init (override)."""
 
     # -- train/eval ----------------------------------------------------------
+    def _stem_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        """What ``frozen_stages >= 0`` freezes: the stem (override)."""
+        return []
+
+    def _stage_parts(self, index: int) -> List[Union[nn.Module, nn.Parameter]]:
+        """What ``frozen_stages > index`` freezes besides the stem: stage ``index`` (override)."""
+        return []
+
     def _freeze_stages(self) -> None:
-        """Freeze ``frozen_stages`` (override)."""
+        """Freeze the stem if ``frozen_stages >= 0``, and stages ``0..frozen_stages-1``."""
+        if self.frozen_stages >= 0:
+            self._freeze(*self._stem_parts())
+        for i in range(self.frozen_stages):
+            self._freeze(*self._stage_parts(i))
 
     @staticmethod
-    def _freeze(module: nn.Module) -> None:
-        module.eval()
-        for p in module.parameters():
-            p.requires_grad = False
+    def _freeze(*parts: Union[nn.Module, nn.Parameter, None]) -> None:
+        """Eval mode and ``requires_grad=False`` for modules; ``requires_grad=False`` for
+        bare parameters; None is skipped."""
+        for part in parts:
+            if isinstance(part, nn.Parameter):
+                part.requires_grad = False
+            elif part is not None:
+                part.eval()
+                for p in part.parameters():
+                    p.requires_grad = False
 
     def train(self, mode: bool = True) -> 'DenseBackbone':
         super().train(mode)

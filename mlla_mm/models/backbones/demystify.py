@@ -10,35 +10,23 @@ widths 96-192-384-768, depths 2-2-6-2, heads 3-6-12-24, patch merging), every to
 in the block the design names, with four NCHW outputs at strides 4-32 for mmdet/mmseg and
 mmpretrain (``out_indices=(3,)`` + global pooling for ImageNet).
 """
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch import nn
 
 from ...registry import register_model
-from ..layers import DropPath, rope_2d_tables, stochastic_depth_rates
+from ..layers import DropPath, stochastic_depth_rates
 from ..layers.common import init_truncated_normal_
-from ..layers.unified_attention import KERNEL_BACKENDS, UnifiedDesign, UnifiedLinearAttention
-from .base import DenseBackbone, resolve_arch
-from .mlla import MLLAFFN, _map_to_tokens, _tokens_to_map
-
-HWShape = Tuple[int, int]
-
-
-class _DepthwiseResidual(nn.Conv2d):
-    """CPE: ``x + dwconv3x3(x)`` on tokens (Chu et al.; MLLA's ``cpe1``/``cpe2``)."""
-
-    def __init__(self, dims: int):
-        super().__init__(dims, dims, 3, padding=1, groups=dims)
-
-    def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
-        return x + _map_to_tokens(super().forward(_tokens_to_map(x, hw_shape)))
+from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
+                             forward_token_stages, map_to_tokens, tokens_to_map)
+from ..layers.unified_attention import UnifiedDesign, UnifiedLinearAttention
+from .base import DenseBackbone
 
 
-class LinearAttentionBlock(BaseModule):
+class LinearAttentionBlock(TokenBlock):
     """The Transformer block (paper Fig. 3a) on row-major tokens ``(B, h*w, C)``::
 
         x = x + cpe1(x)                                   (CPE only)
@@ -47,7 +35,7 @@ class LinearAttentionBlock(BaseModule):
         x = x + drop_path(mlp(LN2 x))
 
     Args:
-        dims (int): channels.
+        embed_dims (int): channels.
         num_heads (int): heads of the mixer (if the design is multi-head).
         design (UnifiedDesign): the design (``block='transformer'``).
         d_state (int): query/key channels of a single head.
@@ -58,31 +46,29 @@ class LinearAttentionBlock(BaseModule):
         init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self, dims: int, num_heads: int, design: UnifiedDesign, d_state: int = 16,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.0,
-                 kernel_backend: str = 'auto', init_cfg: Optional[dict] = None):
+    def __init__(self, embed_dims: int, num_heads: int, design: UnifiedDesign,
+                 d_state: int = 16, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path_rate: float = 0.0, kernel_backend: str = 'auto',
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        c = embed_dims
         with_cpe = 'cpe' in design.pos_encodings
-        self.cpe1 = _DepthwiseResidual(dims) if with_cpe else None
-        self.norm1 = nn.LayerNorm(dims)
-        self.attn = UnifiedLinearAttention(dims, num_heads, design, d_state=d_state,
+        self.cpe1 = DepthwiseResidual(c) if with_cpe else None
+        self.norm1 = nn.LayerNorm(c)
+        self.attn = UnifiedLinearAttention(c, num_heads, design, d_state=d_state,
                                            qkv_bias=qkv_bias, kernel_backend=kernel_backend)
-        self.proj = nn.Linear(dims, dims)
+        self.proj = nn.Linear(c, c)
         self.drop_path = DropPath(drop_path_rate)
-        self.cpe2 = _DepthwiseResidual(dims) if with_cpe else None
-        self.norm2 = nn.LayerNorm(dims)
-        self.mlp = MLLAFFN(dims, int(dims * mlp_ratio))
+        self._add_mlp(c, mlp_ratio, with_cpe)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
         if self.cpe1 is not None:
             x = self.cpe1(x, hw_shape)
         x = x + self.drop_path(self.proj(self.attn(self.norm1(x), hw_shape, rope_tables)))
-        if self.cpe2 is not None:
-            x = self.cpe2(x, hw_shape)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self._mlp_branch(x, hw_shape)
 
 
-class MambaBlock(BaseModule):
+class MambaBlock(TokenBlock):
     """Mamba's block design (Fig. 3b) with the unified mixer in place of the SSM; with
     ``with_mlp`` also the MLP sub-block after it (Fig. 3c, MILA's block)::
 
@@ -95,7 +81,7 @@ class MambaBlock(BaseModule):
     MLLA's, so with the 'mlla' design an official MLLA block's weights load unchanged.
 
     Args:
-        dims (int): channels C.
+        embed_dims (int): channels C.
         num_heads (int): heads of the mixer (on E*C channels).
         design (UnifiedDesign): the design (``block='mamba'`` or ``'mamba_mlp'``).
         d_state (int): query/key channels of a single head.
@@ -106,41 +92,33 @@ class MambaBlock(BaseModule):
         init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self, dims: int, num_heads: int, design: UnifiedDesign, d_state: int = 16,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.0,
-                 kernel_backend: str = 'auto', init_cfg: Optional[dict] = None):
+    def __init__(self, embed_dims: int, num_heads: int, design: UnifiedDesign,
+                 d_state: int = 16, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path_rate: float = 0.0, kernel_backend: str = 'auto',
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        inner = int(round(design.expansion * dims))
+        c = embed_dims
+        inner = int(round(design.expansion * c))
         with_cpe = 'cpe' in design.pos_encodings
         self.with_mlp = design.block == 'mamba_mlp'
-        self.cpe1 = _DepthwiseResidual(dims) if with_cpe else None
-        self.norm1 = nn.LayerNorm(dims)
-        self.in_proj = nn.Linear(dims, inner)
-        self.act_proj = nn.Linear(dims, inner)
+        self.cpe1 = DepthwiseResidual(c) if with_cpe else None
+        self.norm1 = nn.LayerNorm(c)
+        self.in_proj = nn.Linear(c, inner)
+        self.act_proj = nn.Linear(c, inner)
         self.dwc = nn.Conv2d(inner, inner, 3, padding=1, groups=inner)
         self.act = nn.SiLU()
         self.attn = UnifiedLinearAttention(inner, num_heads, design, d_state=d_state,
                                            qkv_bias=qkv_bias, kernel_backend=kernel_backend)
-        self.out_proj = nn.Linear(inner, dims)
+        self.out_proj = nn.Linear(inner, c)
         self.drop_path = DropPath(drop_path_rate)
         if self.with_mlp:
-            self.cpe2 = _DepthwiseResidual(dims) if with_cpe else None
-            self.norm2 = nn.LayerNorm(dims)
-            self.mlp = MLLAFFN(dims, int(dims * mlp_ratio))
+            self._add_mlp(c, mlp_ratio, with_cpe)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
         if self.cpe1 is not None:
             x = self.cpe1(x, hw_shape)
-        u = self.norm1(x)
-        gate = self.act(self.act_proj(u))
-        u = self.act(self.dwc(_tokens_to_map(self.in_proj(u), hw_shape)))
-        u = self.attn(_map_to_tokens(u), hw_shape, rope_tables)
-        x = x + self.drop_path(self.out_proj(u * gate))
-        if not self.with_mlp:
-            return x
-        if self.cpe2 is not None:
-            x = self.cpe2(x, hw_shape)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = self._gated_mixer_branch(x, hw_shape, rope_tables)
+        return self._mlp_branch(x, hw_shape) if self.with_mlp else x
 
 
 BLOCKS = {'transformer': LinearAttentionBlock, 'mamba': MambaBlock, 'mamba_mlp': MambaBlock}
@@ -172,24 +150,25 @@ class PatchMerging(BaseModule):
     ``reduction`` to 2C (no bias). An odd grid is zero-padded right/bottom first.
     """
 
-    def __init__(self, dims: int, init_cfg: Optional[dict] = None):
+    def __init__(self, embed_dims: int, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        self.norm = nn.LayerNorm(4 * dims)
-        self.reduction = nn.Linear(4 * dims, 2 * dims, bias=False)
+        self.norm = nn.LayerNorm(4 * embed_dims)
+        self.reduction = nn.Linear(4 * embed_dims, 2 * embed_dims, bias=False)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
         h, w = hw_shape
-        x = F.pad(_tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
+        x = F.pad(tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
         x = F.pixel_unshuffle(x, 2)                       # (B, 4C, h/2, w/2)
         out_hw = (x.shape[2], x.shape[3])
-        return self.reduction(self.norm(_map_to_tokens(x))), out_hw
+        return self.reduction(self.norm(map_to_tokens(x))), out_hw
 
 
-class DemystifyStage(BaseModule):
-    """``depth`` blocks of one design at one resolution, then an optional :class:`PatchMerging`.
+class DemystifyStage(TokenStage):
+    """``depth`` blocks of one design at one resolution (sharing one RoPE table when the design
+    has RoPE), then an optional :class:`PatchMerging`.
 
     Args:
-        dims (int): channels.
+        embed_dims (int): channels.
         depth (int): number of blocks.
         num_heads (int): mixer heads.
         design (UnifiedDesign): the design of every block.
@@ -203,37 +182,23 @@ class DemystifyStage(BaseModule):
         init_cfg (dict, optional): mmengine init config.
     """
 
-    def __init__(self, dims: int, depth: int, num_heads: int, design: UnifiedDesign,
+    def __init__(self, embed_dims: int, depth: int, num_heads: int, design: UnifiedDesign,
                  d_state: int = 16, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path_rates: Sequence[float] = (), with_downsample: bool = True,
                  with_cp: bool = False, kernel_backend: str = 'auto',
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
         rates = list(drop_path_rates) or [0.0] * depth
         block = BLOCKS[design.block]
-        self.with_cp = with_cp
-        self.blocks = nn.ModuleList([
-            block(dims, num_heads, design, d_state=d_state, mlp_ratio=mlp_ratio,
-                  qkv_bias=qkv_bias, drop_path_rate=rates[j], kernel_backend=kernel_backend)
-            for j in range(depth)])
-        self.downsample = PatchMerging(dims) if with_downsample else None
-
-    def forward(self, x: torch.Tensor, hw_shape: HWShape):
-        """Returns ``(stage_out, stage_hw, next_in, next_hw)``; next_* are downsampled."""
-        rope_tables = None
-        if self.blocks and 'rope' in self.blocks[0].attn.design.pos_encodings:
-            # One table per stage and forward, for the actual grid (never cached).
-            rope_tables = rope_2d_tables(hw_shape, self.blocks[0].attn.key_dims,
-                                         device=x.device)
-        for block in self.blocks:
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(block, x, hw_shape, rope_tables, use_reentrant=False)
-            else:
-                x = block(x, hw_shape, rope_tables)
-        if self.downsample is None:
-            return x, hw_shape, x, hw_shape
-        x_down, down_hw = self.downsample(x, hw_shape)
-        return x, hw_shape, x_down, down_hw
+        blocks = [block(embed_dims, num_heads, design, d_state=d_state, mlp_ratio=mlp_ratio,
+                        qkv_bias=qkv_bias, drop_path_rate=rates[j],
+                        kernel_backend=kernel_backend)
+                  for j in range(depth)]
+        downsample = PatchMerging(embed_dims) if with_downsample else None
+        rope_dims = None
+        if blocks and 'rope' in design.pos_encodings:
+            rope_dims = blocks[0].attn.key_dims
+        super().__init__(blocks, downsample, rope_dims=rope_dims, with_cp=with_cp,
+                         init_cfg=init_cfg)
 
 
 @register_model()
@@ -287,7 +252,7 @@ class DemystifyNet(DenseBackbone):
         **dict.fromkeys(('t', 'tiny'), dict(embed_dims=96, depths=[2, 2, 6, 2],
                                             num_heads=[3, 6, 12, 24])),
     }
-    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    essential_keys = ('embed_dims', 'depths', 'num_heads')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -308,16 +273,13 @@ class DemystifyNet(DenseBackbone):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
         name = type(self).__name__
-        settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, name)
+        settings = self.resolve_arch(arch)
         embed_dims = int(settings['embed_dims'])
         depths = [int(d) for d in settings['depths']]
         num_heads = [int(n) for n in settings['num_heads']]
         if len(depths) != len(num_heads) or not depths:
             raise ValueError(f'{name}: depths {depths} and num_heads {num_heads} must be '
                              'non-empty lists of the same length (one entry per stage)')
-        if kernel_backend not in KERNEL_BACKENDS:
-            raise ValueError(f'{name}: kernel_backend must be one of {KERNEL_BACKENDS}, '
-                             f'got {kernel_backend!r}')
         self.design = UnifiedDesign.build(design)
         self.num_stages = len(depths)
         self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
@@ -355,38 +317,25 @@ class DemystifyNet(DenseBackbone):
         init_truncated_normal_(self)
         for m in self.modules():
             if isinstance(m, UnifiedLinearAttention):
-                m.reset_gate_parameters()
+                m.reset_ssm_parameters()
         if self.absolute_pos_embed is not None:
             with torch.no_grad():
                 self.absolute_pos_embed.normal_(std=0.02).clamp_(-2.0, 2.0)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self._freeze(self.patch_embed)
-            if self.absolute_pos_embed is not None:
-                self.absolute_pos_embed.requires_grad = False
-        for i in range(max(self.frozen_stages, 0)):
-            self._freeze(self.layers[i])
-            if i in self.out_indices:
-                self._freeze(getattr(self, f'norm{i}'))
+    def _stem_parts(self) -> list:
+        return [self.patch_embed, self.absolute_pos_embed]
+
+    def _stage_parts(self, index: int) -> list:
+        return [self.layers[index], getattr(self, f'norm{index}', None)]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Images ``(B, in_channels, H, W)`` -> ``(B, C_i, H_i, W_i)`` per ``out_indices``."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'{type(self).__name__} expects images of shape '
-                             f'(B, {self.in_channels}, H, W), got {tuple(x.shape)}')
+        self._check_images(x)
         x = self.patch_embed(x)
-        hw_shape = (x.shape[2], x.shape[3])
         if self.absolute_pos_embed is not None:
             ape = self.absolute_pos_embed
-            if ape.shape[2:] != hw_shape:
-                ape = F.interpolate(ape, size=hw_shape, mode='bicubic', align_corners=False)
+            if ape.shape[2:] != x.shape[2:]:
+                ape = F.interpolate(ape, size=x.shape[2:], mode='bicubic', align_corners=False)
             x = x + ape
-        x = _map_to_tokens(x)
-        outs: List[torch.Tensor] = []
-        for i, stage in enumerate(self.layers):
-            out, out_hw, x, hw_shape = stage(x, hw_shape)
-            if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(out)
-                outs.append(_tokens_to_map(out, out_hw).contiguous())
-        return tuple(outs)
+        return forward_token_stages(self.layers, x,
+                                    {i: getattr(self, f'norm{i}') for i in self.out_indices})

@@ -23,7 +23,7 @@ from torch import nn
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
 from ..layers.common import DropPath, init_truncated_normal_, stochastic_depth_rates
-from .base import DenseBackbone, resolve_arch
+from .base import DenseBackbone
 
 # Upstream builds every norm as LayerNorm(eps=1e-6).
 LN_EPS = 1e-6
@@ -33,7 +33,7 @@ def _layer_norm(dims: int) -> nn.LayerNorm:
     return nn.LayerNorm(dims, eps=LN_EPS)
 
 
-class MambaOutStem(nn.Module):
+class MambaOutStem(BaseModule):
     """Two 3x3 stride-2 convs (C/2 then C channels) with LayerNorms and a GELU between.
 
     NCHW image in, channels-last ``(B, H/4, W/4, C)`` out (ceil division).
@@ -42,10 +42,11 @@ class MambaOutStem(nn.Module):
     Args:
         in_channels: image channels.
         out_channels: C.
+        init_cfg: mmengine init config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
+    def __init__(self, in_channels: int, out_channels: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.conv1 = nn.Conv2d(in_channels, out_channels // 2, 3, stride=2, padding=1)
         self.norm1 = _layer_norm(out_channels // 2)
         self.act = nn.GELU()
@@ -58,16 +59,17 @@ class MambaOutStem(nn.Module):
         return self.norm2(self.conv2(x).permute(0, 2, 3, 1))
 
 
-class MambaOutDownsample(nn.Module):
+class MambaOutDownsample(BaseModule):
     """3x3 stride-2 conv then LayerNorm, channels-last in and out (keys ``conv``, ``norm``).
 
     Args:
         in_channels: channels of the previous stage.
         out_channels: channels of the next stage.
+        init_cfg: mmengine init config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
+    def __init__(self, in_channels: int, out_channels: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
         self.norm = _layer_norm(out_channels)
 
@@ -85,7 +87,7 @@ class GatedCNNBlock(BaseModule):
     only ``C_conv = int(conv_ratio * C)`` channels (the rest pass as identity).
 
     Args:
-        dims: channels C.
+        embed_dims: channels C.
         expansion_ratio: hidden width / C (8/3 upstream).
         kernel_size: depthwise conv kernel (7 upstream).
         conv_ratio: fraction of C that goes through the conv (1.0 upstream).
@@ -93,22 +95,22 @@ class GatedCNNBlock(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, dims: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,
+    def __init__(self, embed_dims: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,
                  conv_ratio: float = 1.0, drop_path_rate: float = 0.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        hidden = int(expansion_ratio * dims)
-        conv_channels = int(conv_ratio * dims)
+        hidden = int(expansion_ratio * embed_dims)
+        conv_channels = int(conv_ratio * embed_dims)
         if not 0 < conv_channels <= hidden:
             raise ValueError(f'GatedCNNBlock: conv_ratio {conv_ratio} gives {conv_channels} conv '
                              f'channels; need 0 < conv channels <= hidden width {hidden}')
         self.split_sizes = (hidden, hidden - conv_channels, conv_channels)
-        self.norm = _layer_norm(dims)
-        self.fc1 = nn.Linear(dims, 2 * hidden)
+        self.norm = _layer_norm(embed_dims)
+        self.fc1 = nn.Linear(embed_dims, 2 * hidden)
         self.act = nn.GELU()
         self.conv = nn.Conv2d(conv_channels, conv_channels, kernel_size,
                               padding=kernel_size // 2, groups=conv_channels)
-        self.fc2 = nn.Linear(hidden, dims)
+        self.fc2 = nn.Linear(hidden, embed_dims)
         self.drop_path = DropPath(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +168,7 @@ class MambaOut(DenseBackbone):
         **dict.fromkeys(('s', 'small'), dict(dims=[96, 192, 384, 576], depths=[3, 4, 27, 3])),
         **dict.fromkeys(('b', 'base'), dict(dims=[128, 256, 512, 768], depths=[3, 4, 27, 3])),
     }
-    arch_keys = ('dims', 'depths')
+    essential_keys = ('dims', 'depths')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -182,7 +184,7 @@ class MambaOut(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, 'MambaOut')
+        settings = self.resolve_arch(arch)
         dims = [int(d) for d in settings['dims']]
         depths = [int(d) for d in settings['depths']]
         if len(dims) != len(depths) or not depths:
@@ -195,6 +197,7 @@ class MambaOut(DenseBackbone):
             raise ValueError(f'MambaOut: kernel_size must be odd (same padding), got {kernel_size}')
         self.in_channels = in_channels
         self.dims = dims
+        self.num_features = dims
         self.depths = depths
         self.with_cp = with_cp
 
@@ -213,24 +216,17 @@ class MambaOut(DenseBackbone):
         self._init_default_weights()
         self._freeze_stages()
 
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of each returned map (FPN / UperHead ``in_channels``)."""
-        return [self.dims[i] for i in self.out_indices]
-
     def _init_default_weights(self) -> None:
         # Upstream's init: truncated normal (std 0.02) for conv and linear weights, zero
         # biases, unit LayerNorms.
         init_truncated_normal_(self, (nn.Conv2d, nn.Linear))
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self._freeze(self.downsample_layers[0])
-        for i in range(max(self.frozen_stages, 0)):
-            self._freeze(self.downsample_layers[i])
-            self._freeze(self.stages[i])
-            if i in self.out_indices:
-                self._freeze(getattr(self, f'norm{i}'))
+    def _stem_parts(self) -> list:
+        return [self.downsample_layers[0]]
+
+    def _stage_parts(self, index: int) -> list:
+        return [self.downsample_layers[index], self.stages[index],
+                getattr(self, f'norm{index}', None)]
 
     # -- checkpoints ---------------------------------------------------------
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
@@ -266,9 +262,7 @@ class MambaOut(DenseBackbone):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Images ``(B, in_channels, H, W)`` -> ``(B, dims[i], ceil(H/2^(i+2)), ...)`` per
         ``out_indices``."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'MambaOut expects images of shape (B, {self.in_channels}, H, W), '
-                             f'got {tuple(x.shape)}')
+        self._check_images(x)
         outs = []
         for i in range(self.num_stages):
             x = self.downsample_layers[i](x)

@@ -6,35 +6,24 @@ NeurIPS 2024). Same function and parameter names as the official models
 what the dense version adds upstream: per-output LayerNorms ``norm0..norm3``,
 padding for arbitrary input sizes and RoPE built for the actual feature size.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
-from ..layers import DropPath, MLLALinearAttention, rope_2d_tables, stochastic_depth_rates
+from ..layers import DropPath, MLLALinearAttention, stochastic_depth_rates
 from ..layers.common import init_truncated_normal_
-from .base import DenseBackbone, resolve_arch
-
-HWShape = Tuple[int, int]
-
-
-def _tokens_to_map(x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
-    """(B, h*w, C) row-major tokens -> (B, C, h, w)."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
+                             forward_token_stages, map_to_tokens, tokens_to_map)
+from .base import DenseBackbone
 
 
-def _map_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h*w, C) row-major tokens."""
-    return x.flatten(2).transpose(1, 2)
-
-
-class ConvNormAct(nn.Module):
+class ConvNormAct(BaseModule):
     """Conv2d (same padding), optional BatchNorm, optional ReLU; keys ``conv.*``, ``norm.*``.
 
     Args:
@@ -46,12 +35,13 @@ class ConvNormAct(nn.Module):
         bias: give the convolution a bias.
         with_norm: follow the convolution with BatchNorm2d.
         with_act: end with ReLU.
+        init_cfg: mmengine init config.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  groups: int = 1, bias: bool = True, with_norm: bool = True,
-                 with_act: bool = True):
-        super().__init__()
+                 with_act: bool = True, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=kernel_size // 2, groups=groups, bias=bias)
         self.norm = nn.BatchNorm2d(out_channels) if with_norm else None
@@ -98,25 +88,7 @@ class MLLAStem(BaseModule):
         return self.conv3(x)
 
 
-class MLLAFFN(nn.Module):
-    """Token MLP ``fc2(GELU(fc1(x)))`` (exact erf GELU).
-
-    Args:
-        dims: input/output channels.
-        hidden_dims: hidden channels.
-    """
-
-    def __init__(self, dims: int, hidden_dims: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dims, hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, dims)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class MLLABlock(BaseModule):
+class MLLABlock(TokenBlock):
     """One MLLA block on row-major tokens ``(B, h*w, C)``.
 
     ::
@@ -129,7 +101,7 @@ class MLLABlock(BaseModule):
     ``cpe1``, ``cpe2`` and ``dwc`` are depthwise 3x3 convs on the token grid.
 
     Args:
-        dims: channels.
+        embed_dims: channels.
         num_heads: heads of the linear attention.
         mlp_ratio: hidden/in channels of the MLP.
         qkv_bias: give the attention's query/key projection a bias.
@@ -137,32 +109,25 @@ class MLLABlock(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, dims: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_path_rate: float = 0.0, init_cfg: Optional[dict] = None):
+    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_path_rate: float = 0.0,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        self.cpe1 = nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
-        self.norm1 = nn.LayerNorm(dims)
-        self.in_proj = nn.Linear(dims, dims)
-        self.act_proj = nn.Linear(dims, dims)
-        self.dwc = nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
+        c = embed_dims
+        self.cpe1 = DepthwiseResidual(c)
+        self.norm1 = nn.LayerNorm(c)
+        self.in_proj = nn.Linear(c, c)
+        self.act_proj = nn.Linear(c, c)
+        self.dwc = nn.Conv2d(c, c, 3, padding=1, groups=c)
         self.act = nn.SiLU()
-        self.attn = MLLALinearAttention(dims, num_heads, qkv_bias=qkv_bias)
-        self.out_proj = nn.Linear(dims, dims)
+        self.attn = MLLALinearAttention(c, num_heads, qkv_bias=qkv_bias)
+        self.out_proj = nn.Linear(c, c)
         self.drop_path = DropPath(drop_path_rate)
-        self.cpe2 = nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
-        self.norm2 = nn.LayerNorm(dims)
-        self.mlp = MLLAFFN(dims, int(dims * mlp_ratio))
+        self._add_mlp(c, mlp_ratio, with_cpe=True)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
-        x = x + _map_to_tokens(self.cpe1(_tokens_to_map(x, hw_shape)))
-        shortcut = x
-        x = self.norm1(x)
-        gate = self.act(self.act_proj(x))
-        x = self.act(self.dwc(_tokens_to_map(self.in_proj(x), hw_shape)))
-        x = self.attn(_map_to_tokens(x), hw_shape, rope_tables)
-        x = shortcut + self.drop_path(self.out_proj(x * gate))
-        x = x + _map_to_tokens(self.cpe2(_tokens_to_map(x, hw_shape)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = self._gated_mixer_branch(self.cpe1(x, hw_shape), hw_shape, rope_tables)
+        return self._mlp_branch(x, hw_shape)
 
 
 class MLLAPatchMerging(BaseModule):
@@ -174,32 +139,34 @@ class MLLAPatchMerging(BaseModule):
     rather than zeros when the strided conv reads them.
 
     Args:
-        dims: input channels C.
+        embed_dims: input channels C.
         expand_ratio: hidden channels as a multiple of the 2C output channels.
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, dims: int, expand_ratio: float = 4.0, init_cfg: Optional[dict] = None):
+    def __init__(self, embed_dims: int, expand_ratio: float = 4.0,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        out_dims = 2 * dims
+        out_dims = 2 * embed_dims
         hidden = int(out_dims * expand_ratio)
         self.conv = nn.Sequential(
-            ConvNormAct(dims, hidden, 1, with_norm=False),
+            ConvNormAct(embed_dims, hidden, 1, with_norm=False),
             ConvNormAct(hidden, hidden, 3, stride=2, groups=hidden, with_norm=False),
             ConvNormAct(hidden, out_dims, 1, with_act=False))
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
         h, w = hw_shape
-        x = F.pad(_tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
+        x = F.pad(tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
         x = self.conv(x)
-        return _map_to_tokens(x), (x.shape[2], x.shape[3])
+        return map_to_tokens(x), (x.shape[2], x.shape[3])
 
 
-class MLLAStage(BaseModule):
-    """``depth`` MLLA blocks at one resolution, then an optional :class:`MLLAPatchMerging`.
+class MLLAStage(TokenStage):
+    """``depth`` MLLA blocks at one resolution sharing one RoPE table, then an optional
+    :class:`MLLAPatchMerging`.
 
     Args:
-        dims: channels.
+        embed_dims: channels.
         depth: number of blocks.
         num_heads: attention heads.
         mlp_ratio: MLP hidden/in channels.
@@ -211,34 +178,16 @@ class MLLAStage(BaseModule):
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, dims: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
+    def __init__(self, embed_dims: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_path_rates: Sequence[float] = (),
                  with_downsample: bool = True, with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
         rates = list(drop_path_rates) or [0.0] * depth
-        self.dims = dims
-        self.with_cp = with_cp
-        self.blocks = nn.ModuleList([
-            MLLABlock(dims, num_heads, mlp_ratio, qkv_bias, rates[j]) for j in range(depth)])
-        self.downsample = MLLAPatchMerging(dims) if with_downsample else None
-
-    def forward(self, x: torch.Tensor, hw_shape: HWShape):
-        """Returns ``(stage_out, stage_hw, next_in, next_hw)``; next_* are downsampled."""
-        # Built once per stage and forward for the actual grid; not cached across
-        # calls (a table made under inference_mode could not be reused in training).
-        rope_tables = rope_2d_tables(hw_shape, self.dims, device=x.device)
-        for block in self.blocks:
-            # Non-reentrant checkpointing also covers a first block whose input
-            # needs no grad (frozen stem) but whose parameters do.
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(block, x, hw_shape, rope_tables, use_reentrant=False)
-            else:
-                x = block(x, hw_shape, rope_tables)
-        if self.downsample is None:
-            return x, hw_shape, x, hw_shape
-        x_down, down_hw = self.downsample(x, hw_shape)
-        return x, hw_shape, x_down, down_hw
+        blocks = [MLLABlock(embed_dims, num_heads, mlp_ratio, qkv_bias, rates[j])
+                  for j in range(depth)]
+        downsample = MLLAPatchMerging(embed_dims) if with_downsample else None
+        super().__init__(blocks, downsample, rope_dims=embed_dims, with_cp=with_cp,
+                         init_cfg=init_cfg)
 
 
 @register_model()
@@ -286,7 +235,7 @@ class MLLA(DenseBackbone):
         **dict.fromkeys(('b', 'base'), dict(embed_dims=96, depths=[3, 6, 21, 6],
                                             num_heads=[3, 6, 12, 24])),
     }
-    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    essential_keys = ('embed_dims', 'depths', 'num_heads')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -301,7 +250,7 @@ class MLLA(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = resolve_arch(arch, self.arch_zoo, self.arch_keys, 'MLLA')
+        settings = self.resolve_arch(arch)
         embed_dims = int(settings['embed_dims'])
         depths = [int(d) for d in settings['depths']]
         num_heads = [int(n) for n in settings['num_heads']]
@@ -341,13 +290,11 @@ class MLLA(DenseBackbone):
         # LayerNorms; convolutions keep PyTorch's default.
         init_truncated_normal_(self)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self._freeze(self.patch_embed)
-        for i in range(max(self.frozen_stages, 0)):
-            self._freeze(self.layers[i])
-            if i in self.out_indices:
-                self._freeze(getattr(self, f'norm{i}'))
+    def _stem_parts(self) -> list:
+        return [self.patch_embed]
+
+    def _stage_parts(self, index: int) -> list:
+        return [self.layers[index], getattr(self, f'norm{index}', None)]
 
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         """Drop the classifier (``head.*``, final ``norm.*``) and the RoPE buffers.
@@ -367,19 +314,6 @@ class MLLA(DenseBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Images ``(B, in_channels, H, W)`` -> ``(B, C_i, H_i, W_i)`` per ``out_indices``."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'MLLA expects images of shape (B, {self.in_channels}, H, W), '
-                             f'got {tuple(x.shape)}')
-        if x.shape[0] == 0:
-            raise ValueError(f'MLLA got an empty batch {tuple(x.shape)}: no image to run on; '
-                             'skip the forward pass when a batch has no images')
-        x = self.patch_embed(x)
-        hw_shape = (x.shape[2], x.shape[3])
-        x = _map_to_tokens(x)
-        outs: List[torch.Tensor] = []
-        for i, stage in enumerate(self.layers):
-            out, out_hw, x, hw_shape = stage(x, hw_shape)
-            if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(out)
-                outs.append(_tokens_to_map(out, out_hw).contiguous())
-        return tuple(outs)
+        self._check_images(x)
+        return forward_token_stages(self.layers, self.patch_embed(x),
+                                    {i: getattr(self, f'norm{i}') for i in self.out_indices})

@@ -12,7 +12,7 @@ buffers and removes the class token's row of ``pos_embed``.
 """
 import logging
 import math
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +27,7 @@ from ..layers.bimamba import BiMambaMixer
 from ..layers.common import DropPath
 from ..layers.rmsnorm import RMSNorm
 from ..layers.simple_pyramid import SimplePyramid, pyramid_branches
-from .base import DenseBackbone, resolve_arch
-
-# Defaults of the optional arch keys (the official settings of every variant).
-ARCH_DEFAULTS = dict(d_state=16, expand=2, d_conv=4, dt_rank='auto')
+from .base import DenseBackbone
 
 FEATURE_TYPES = ('mixer', 'residual')
 CLS_TOKEN_POSITIONS = ('middle', 'first', 'none')
@@ -48,12 +45,13 @@ class VimBlock(BaseModule):
         embed_dims: token width C.
         drop_path: stochastic-depth rate applied to the incoming mixer output.
         with_cp: recompute the block in backward to save memory.
+        init_cfg: mmengine init config.
         **mixer_kwargs: arguments of :class:`BiMambaMixer`.
     """
 
     def __init__(self, embed_dims: int, drop_path: float = 0.0, with_cp: bool = False,
-                 **mixer_kwargs):
-        super().__init__()
+                 init_cfg: Optional[dict] = None, **mixer_kwargs):
+        super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.norm = RMSNorm(embed_dims, eps=1e-5)
         self.mixer = BiMambaMixer(embed_dims, **mixer_kwargs)
@@ -76,10 +74,18 @@ class VimPatchEmbed(BaseModule):
     The image is padded so that the token grid is ``ceil(H / stride) x ceil(W / stride)``
     (padded size ``stride * (grid - 1) + patch``), i.e. token (i, j) sits at stride
     ``stride`` whatever the input size.
+
+    Args:
+        in_channels: image channels.
+        embed_dims: token width C.
+        patch_size: kernel size of ``proj``.
+        stride: stride of ``proj`` (the token stride).
+        init_cfg: mmengine init config.
     """
 
-    def __init__(self, in_channels: int, embed_dims: int, patch_size: int, stride: int):
-        super().__init__()
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int, stride: int,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.patch_size = patch_size
         self.stride = stride
         self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=patch_size, stride=stride)
@@ -152,6 +158,8 @@ class Vim(DenseBackbone):
         **dict.fromkeys(['base', 'b'], dict(embed_dims=768, depth=24)),
     }
     essential_keys = ('embed_dims', 'depth')
+    # The optional arch keys and the official settings (of every variant) they default to.
+    arch_defaults = dict(d_state=16, expand=2, d_conv=4, dt_rank='auto')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -172,8 +180,7 @@ class Vim(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'Vim',
-                                defaults=ARCH_DEFAULTS)
+        settings = self.resolve_arch(arch)
         if feature_type not in FEATURE_TYPES:
             raise ValueError(f'Vim: feature_type must be one of {FEATURE_TYPES}, '
                              f'got {feature_type!r}')
@@ -184,14 +191,19 @@ class Vim(DenseBackbone):
         if patch_stride > patch_size:
             raise ValueError(f'Vim: patch_stride ({patch_stride}) larger than patch_size '
                              f'({patch_size}) would skip pixels')
+        self.in_channels = in_channels
         self.embed_dims = settings['embed_dims']
         self.depth = settings['depth']
+        self.num_features = [self.embed_dims] * self.depth
+        self.num_stages = self.depth   # what frozen_stages counts: blocks
         self.patch_stride = patch_stride
         self.feature_type = feature_type
         self.final_norm = final_norm
         self.with_adapter = with_adapter
         self.pretrained_cls_token_position = pretrained_cls_token_position
         self._check_out_indices(self.depth)
+        self._check_frozen_stages(self.num_stages, '-1 none, 0 patch_embed + pos_embed, '
+                                                   'k also blocks 0..k-1')
         if final_norm and self.depth - 1 not in self.out_indices:
             raise ValueError('Vim: final_norm=True normalises the last block\'s feature, but '
                              f'out_indices {self.out_indices} do not include the last block '
@@ -222,6 +234,13 @@ class Vim(DenseBackbone):
             # Official seg key names: the branches are this module's fpn1..fpn4.
             for i, branch in enumerate(pyramid_branches(self.embed_dims, patch_stride)):
                 self.add_module(f'fpn{i + 1}', branch)
+        self._freeze_stages()
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of each returned map, in order: ``embed_dims`` for each (4 maps with the
+        adapter, one per ``out_indices`` entry without)."""
+        return [self.embed_dims] * (4 if self.with_adapter else len(self.out_indices))
 
     # -- init / checkpoints --------------------------------------------------
     def _init_default_weights(self) -> None:
@@ -291,21 +310,15 @@ class Vim(DenseBackbone):
         return pos_embed
 
     # -- forward -------------------------------------------------------------
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self._freeze(self.patch_embed)
-            self.pos_embed.requires_grad = False
-        for i in range(min(self.frozen_stages, self.depth)):
-            self._freeze(self.layers[i])
+    def _stem_parts(self) -> list:
+        return [self.patch_embed, self.pos_embed]
+
+    def _stage_parts(self, index: int) -> list:
+        return [self.layers[index]]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, 3, H, W) -> tuple of NCHW maps (strides 4/8/16/32 with the adapter)."""
-        in_channels = self.patch_embed.proj.in_channels
-        if x.dim() != 4 or x.shape[1] != in_channels:
-            raise ValueError(f'Vim expects images of shape (B, {in_channels}, H, W), got '
-                             f'{tuple(x.shape)}; convert grayscale images to {in_channels} '
-                             "channels (LoadImageFromFile(color_type='color') does) or build "
-                             f'Vim with in_channels={x.shape[1] if x.dim() == 4 else "C"}')
+        self._check_images(x)
         tokens, (gh, gw) = self.patch_embed(x)
         tokens = tokens + resize_pos_embed(self.pos_embed, self.pretrain_grid, (gh, gw))
 

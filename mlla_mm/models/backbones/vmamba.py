@@ -11,25 +11,28 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, Sequential
 from torch import nn
 
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
-from ..layers.common import DropPath, LayerNorm2d, stochastic_depth_rates
+from ..layers.common import (DropPath, LayerNorm2d, init_truncated_normal_,
+                             stochastic_depth_rates)
 from ..layers.ss2d import SS2D, Linear2d
-from .base import DenseBackbone, resolve_arch
-
-# Defaults of the optional arch keys (the official v2 settings).
-ARCH_DEFAULTS = dict(ssm_ratio=2.0, d_state=1, dt_rank=None, mlp_ratio=4.0,
-                     conv_kernel=3, directions=4)
+from .base import DenseBackbone
 
 
 class ChannelMlp(BaseModule):
-    """fc1 -> GELU -> fc2 over the channels of an NCHW map (``mlp.fc1/fc2``)."""
+    """fc1 -> GELU -> fc2 over the channels of an NCHW map (``mlp.fc1/fc2``).
 
-    def __init__(self, embed_dims: int, hidden_dims: int):
-        super().__init__()
+    Args:
+        embed_dims (int): input/output channels.
+        hidden_dims (int): hidden channels.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.fc1 = Linear2d(embed_dims, hidden_dims)
         self.act = nn.GELU()
         self.fc2 = Linear2d(hidden_dims, embed_dims)
@@ -46,12 +49,13 @@ class VSSBlock(BaseModule):
         drop_path (float): stochastic depth rate of both residual branches.
         mlp_ratio (float): MLP hidden width / C; 0 drops the MLP branch.
         with_cp (bool): recompute the block in backward to save memory.
+        init_cfg (dict, optional): mmengine init config.
         **ss2d_kwargs: arguments of :class:`SS2D` (d_state, ssm_ratio, ...).
     """
 
     def __init__(self, embed_dims: int, drop_path: float = 0.0, mlp_ratio: float = 4.0,
-                 with_cp: bool = False, **ss2d_kwargs):
-        super().__init__()
+                 with_cp: bool = False, init_cfg: Optional[dict] = None, **ss2d_kwargs):
+        super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.norm = LayerNorm2d(embed_dims)
         self.op = SS2D(embed_dims, **ss2d_kwargs)
@@ -74,32 +78,53 @@ class VSSBlock(BaseModule):
 
 
 class VSSStage(BaseModule):
-    """``blocks`` (the VSS blocks of one stage) and the ``downsample`` after them."""
+    """``blocks`` (the VSS blocks of one stage) and the ``downsample`` after them.
 
-    def __init__(self, blocks: List[nn.Module], downsample: nn.Module):
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
+    Args:
+        blocks (list of nn.Module): the stage's blocks, run in order.
+        downsample (nn.Module): the downsampling after them (Identity for the last stage).
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, blocks: List[nn.Module], downsample: nn.Module,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.blocks = Sequential(*blocks)
         self.downsample = downsample
 
 
-def _patch_embed(in_channels: int, embed_dims: int) -> nn.Sequential:
+class VMambaStem(Sequential):
     """Two 3×3 stride-2 convs with LN2d (VMamba's ``patchembed_version='v2'``).
 
     The Identity slots keep the official indices: conv ``0``, norm ``2``,
     GELU ``4``, conv ``5``, norm ``7``.
+
+    Args:
+        in_channels (int): image channels.
+        embed_dims (int): output channels C (C/2 after the first conv).
     """
-    half = embed_dims // 2
-    return nn.Sequential(
-        nn.Conv2d(in_channels, half, 3, stride=2, padding=1), nn.Identity(),
-        LayerNorm2d(half), nn.Identity(), nn.GELU(),
-        nn.Conv2d(half, embed_dims, 3, stride=2, padding=1), nn.Identity(),
-        LayerNorm2d(embed_dims))
+
+    def __init__(self, in_channels: int, embed_dims: int):
+        half = embed_dims // 2
+        super().__init__(
+            nn.Conv2d(in_channels, half, 3, stride=2, padding=1), nn.Identity(),
+            LayerNorm2d(half), nn.Identity(), nn.GELU(),
+            nn.Conv2d(half, embed_dims, 3, stride=2, padding=1), nn.Identity(),
+            LayerNorm2d(embed_dims))
 
 
-def _downsample(in_dims: int, out_dims: int) -> nn.Sequential:
-    """3×3 stride-2 conv + LN2d (``downsample_version='v3'``; keys ``1.*``, ``3.*``)."""
-    return nn.Sequential(nn.Identity(), nn.Conv2d(in_dims, out_dims, 3, stride=2, padding=1),
-                         nn.Identity(), LayerNorm2d(out_dims))
+class VMambaDownsample(Sequential):
+    """3×3 stride-2 conv + LN2d (``downsample_version='v3'``; keys ``1.*``, ``3.*``).
+
+    Args:
+        in_channels (int): channels of the previous stage.
+        out_channels (int): channels of the next stage.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Identity(), nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1),
+            nn.Identity(), LayerNorm2d(out_channels))
 
 
 @register_model()
@@ -143,6 +168,9 @@ class VMamba(DenseBackbone):
         **dict.fromkeys(['b', 'base'], dict(embed_dims=128, depths=[2, 2, 15, 2], ssm_ratio=2.0)),
     }
     essential_keys = ('embed_dims', 'depths')
+    # The optional arch keys and the official v2 settings they default to.
+    arch_defaults = dict(ssm_ratio=2.0, d_state=1, dt_rank=None, mlp_ratio=4.0,
+                         conv_kernel=3, directions=4)
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -156,8 +184,7 @@ class VMamba(DenseBackbone):
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
-        settings = resolve_arch(arch, self.arch_zoo, self.essential_keys, 'VMamba',
-                                defaults=ARCH_DEFAULTS)
+        settings = self.resolve_arch(arch)
         depths = list(settings['depths'])
         embed_dims = settings['embed_dims']
         if isinstance(embed_dims, int):
@@ -165,17 +192,16 @@ class VMamba(DenseBackbone):
         if len(embed_dims) != len(depths):
             raise ValueError(f'VMamba: arch has {len(depths)} depths but {len(embed_dims)} '
                              'embed_dims; give one width per stage (or an int C)')
-        if frozen_stages > len(depths):
-            raise ValueError(f'VMamba: frozen_stages={frozen_stages} but there are only '
-                             f'{len(depths)} stages')
         self.arch_settings = settings
         self.depths = depths
         self.embed_dims = list(embed_dims)
+        self.num_features = self.embed_dims
         self.num_stages = len(depths)
         self._check_out_indices(self.num_stages)
+        self._check_frozen_stages(self.num_stages)
         self.in_channels = in_channels
 
-        self.patch_embed = _patch_embed(in_channels, self.embed_dims[0])
+        self.patch_embed = VMambaStem(in_channels, self.embed_dims[0])
         rates = stochastic_depth_rates(drop_path_rate, depths)
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
@@ -189,38 +215,23 @@ class VMamba(DenseBackbone):
                 for j in range(depth)
             ]
             last = i == self.num_stages - 1
-            downsample = nn.Identity() if last else _downsample(dims, self.embed_dims[i + 1])
+            downsample = (nn.Identity() if last
+                          else VMambaDownsample(dims, self.embed_dims[i + 1]))
             self.layers.append(VSSStage(blocks, downsample))
         for i in self.out_indices:
             self.add_module(f'outnorm{i}', LayerNorm2d(self.embed_dims[i]))
         self._init_default_weights()
-
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of each returned map (FPN / UperHead ``in_channels``)."""
-        return [self.embed_dims[i] for i in self.out_indices]
+        self._freeze_stages()
 
     def _init_default_weights(self) -> None:
-        # As VSSM._init_weights: N(0, 0.02) Linear(2d) weights (upstream's
-        # trunc_normal_ cuts at +-2, i.e. 100 std: the same law, much slower),
-        # zero biases, unit LayerNorms; convs keep PyTorch's init; SS2D's SSM
-        # parameters keep their own.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        # As VSSM._init_weights: N(0, 0.02) Linear(2d) weights, zero biases, unit LayerNorms;
+        # convs keep PyTorch's init; SS2D's SSM parameters keep their own.
+        init_truncated_normal_(self)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'VMamba expects images (N, {self.in_channels}, H, W), got '
-                             f'shape {tuple(x.shape)}')
-        if x.shape[0] == 0:
-            raise ValueError(f'VMamba got an empty batch {tuple(x.shape)}: no image to run on; '
-                             'skip the forward pass when a batch has no images')
+        """Images ``(B, in_channels, H, W)`` -> ``(B, C_i, ceil(H/2^(i+2)), ...)`` per
+        ``out_indices``."""
+        self._check_images(x)
         # Channels-last memory throughout (shapes stay NCHW): the 1x1 projections become
         # GEMMs over pixels and the scan kernel reads every map with the channels innermost.
         x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
@@ -233,13 +244,11 @@ class VMamba(DenseBackbone):
             x = layer.downsample(x)
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self._freeze(self.patch_embed)
-        for i in range(self.frozen_stages):
-            self._freeze(self.layers[i])
-            if i in self.out_indices:
-                self._freeze(getattr(self, f'outnorm{i}'))
+    def _stem_parts(self) -> list:
+        return [self.patch_embed]
+
+    def _stage_parts(self, index: int) -> list:
+        return [self.layers[index], getattr(self, f'outnorm{index}', None)]
 
     # -- checkpoints ---------------------------------------------------------
     # Old VMamba checkpoints use these names (renamed in VSSM._load_from_state_dict).

@@ -1,18 +1,22 @@
+from .bimamba import BiMambaMixer
 from .common import DropPath, LayerNorm2d, drop_path, stochastic_depth_rates
 from .linear_attention import MLLALinearAttention
+from .mhs import MHS, MHSGatedMixer, RouteSSM, ScanHead, scan_route_attention
+from .rmsnorm import RMSNorm
 from .rope import apply_rope_2d, rope_2d_tables
-
-__all__ = ['DropPath', 'LayerNorm2d', 'drop_path', 'stochastic_depth_rates',
-           'MLLALinearAttention', 'apply_rope_2d', 'rope_2d_tables']
-from .ss2d import SS2D, Linear2d  # noqa: E402
-
-__all__ += ['SS2D', 'Linear2d']
-from .bimamba import BiMambaMixer  # noqa: E402
-from .rmsnorm import RMSNorm  # noqa: E402
-from .simple_pyramid import SimplePyramid, pyramid_branches  # noqa: E402
-
-__all__ += ['BiMambaMixer', 'RMSNorm', 'SimplePyramid', 'pyramid_branches']
-from .unified_attention import (DESIGN_PRESETS, PAPER_ROWS, UnifiedDesign,  # noqa: E402
+from .simple_pyramid import SimplePyramid, pyramid_branches
+from .ss2d import SS2D, Linear2d
+from .ssm import KERNEL_BACKENDS, SSMInit, check_kernel_backend, inverse_softplus
+from .tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenMlp, TokenStage,
+                     map_to_tokens, tokens_to_map)
+from .unified_attention import (DESIGN_PRESETS, PAPER_ROWS, UnifiedDesign,
                                 UnifiedLinearAttention)
 
-__all__ += ['DESIGN_PRESETS', 'PAPER_ROWS', 'UnifiedDesign', 'UnifiedLinearAttention']
+__all__ = ['BiMambaMixer', 'DropPath', 'LayerNorm2d', 'drop_path', 'stochastic_depth_rates',
+           'MLLALinearAttention', 'RMSNorm', 'apply_rope_2d', 'rope_2d_tables',
+           'SimplePyramid', 'pyramid_branches', 'SS2D', 'Linear2d', 'KERNEL_BACKENDS',
+           'SSMInit', 'check_kernel_backend', 'inverse_softplus', 'DepthwiseResidual',
+           'HWShape', 'TokenBlock', 'TokenMlp', 'TokenStage', 'map_to_tokens',
+           'tokens_to_map', 'DESIGN_PRESETS', 'PAPER_ROWS', 'UnifiedDesign',
+           'UnifiedLinearAttention', 'MHS', 'MHSGatedMixer', 'RouteSSM', 'ScanHead',
+           'scan_route_attention']

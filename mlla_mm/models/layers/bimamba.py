@@ -14,21 +14,20 @@ conv with the reversed kernel on the original order; x_proj/dt_proj are per-toke
 they run on the original order too; and the kernel scans direction 1 from t = L-1 down to 0
 with the shared gate ``z``. Parameter names are the official ones, so checkpoints load as is.
 """
-import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
-from mlla_kernels import BACKENDS, bidirectional_selective_scan
+from mlla_kernels import bidirectional_selective_scan
 
 from .common import recompute_in_backward
+from .ssm import SSMInit, check_kernel_backend, resolve_dt_rank
 
-KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
 
-
-class BiMambaMixer(nn.Module):
+class BiMambaMixer(BaseModule):
     """Bidirectional (forward + backward) Mamba token mixer of Vim.
 
     Args:
@@ -36,7 +35,7 @@ class BiMambaMixer(nn.Module):
         d_state: SSM state size N per channel.
         d_conv: kernel size of the depthwise conv before each scan.
         expand: inner width Di = ``expand * embed_dims``.
-        dt_rank: rank R of the low-rank step-size projection; ``'auto'`` gives
+        dt_rank: rank R of the low-rank step-size projection; ``'auto'`` (or None) gives
             ``ceil(embed_dims / 16)`` as Mamba.
         dt_min, dt_max, dt_init_floor: range of the initial step size
             ``softplus(dt_proj.bias)`` (log-uniform in [dt_min, dt_max], floored).
@@ -44,6 +43,7 @@ class BiMambaMixer(nn.Module):
         proj_bias: whether in_proj/out_proj have a bias (False in Vim).
         kernel_backend: backend of the scan kernel (``'auto'``, ``'naive'``,
             ``'torch'``, ``'numba'``, ``'triton'``), see :mod:`mlla_kernels`.
+        init_cfg: mmengine init config.
     """
 
     def __init__(self,
@@ -57,20 +57,16 @@ class BiMambaMixer(nn.Module):
                  dt_init_floor: float = 1e-4,
                  conv_bias: bool = True,
                  proj_bias: bool = False,
-                 kernel_backend: str = 'auto'):
-        super().__init__()
-        if kernel_backend not in KERNEL_BACKENDS:
-            raise ValueError(f'BiMambaMixer: kernel_backend must be one of {KERNEL_BACKENDS}, '
-                             f'got {kernel_backend!r}')
-        if dt_rank != 'auto' and not (isinstance(dt_rank, int) and dt_rank > 0):
-            raise ValueError("BiMambaMixer: dt_rank must be 'auto' or a positive int, "
-                             f'got {dt_rank!r}')
+                 kernel_backend: str = 'auto',
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.kernel_backend = check_kernel_backend(kernel_backend, 'BiMambaMixer')
+        self.ssm_init = SSMInit(dt_min, dt_max, dt_init_floor).check('BiMambaMixer')
         self.embed_dims = embed_dims
         self.d_state = d_state
         self.d_conv = d_conv
         self.d_inner = int(expand * embed_dims)
-        self.dt_rank = math.ceil(embed_dims / 16) if dt_rank == 'auto' else dt_rank
-        self.kernel_backend = kernel_backend
+        self.dt_rank = resolve_dt_rank(dt_rank, embed_dims, 'BiMambaMixer')
         di, r, n = self.d_inner, self.dt_rank, self.d_state
 
         self.in_proj = nn.Linear(embed_dims, 2 * di, bias=proj_bias)
@@ -85,23 +81,13 @@ class BiMambaMixer(nn.Module):
         self.A_b_log = nn.Parameter(torch.empty(di, n))
         self.D = nn.Parameter(torch.empty(di))
         self.D_b = nn.Parameter(torch.empty(di))
-        self.reset_ssm_parameters(dt_min, dt_max, dt_init_floor)
+        self.reset_ssm_parameters()
 
-    @torch.no_grad()
-    def reset_ssm_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1,
-                             dt_init_floor: float = 1e-4) -> None:
-        """Mamba's init: dt_proj uniform(+-R^-0.5), bias = softplus^-1(dt), A = 1..N, D = 1."""
-        std = self.dt_rank ** -0.5
-        for dt_proj in (self.dt_proj, self.dt_proj_b):
-            nn.init.uniform_(dt_proj.weight, -std, std)
-            dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min))
-                           + math.log(dt_min)).clamp(min=dt_init_floor)
-            dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        a_log = torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
-        for p in (self.A_log, self.A_b_log):
-            p.copy_(a_log.expand(self.d_inner, -1))
-        self.D.fill_(1.0)
-        self.D_b.fill_(1.0)
+    def reset_ssm_parameters(self) -> None:
+        """Mamba's init of Δ, A and D (:class:`~.ssm.SSMInit`), forward direction first."""
+        self.ssm_init.reset_(
+            dt_projs=[(p.weight, p.bias) for p in (self.dt_proj, self.dt_proj_b)],
+            A_logs=[self.A_log, self.A_b_log], Ds=[self.D, self.D_b])
 
     def _conv(self, x: torch.Tensor, conv: nn.Conv1d, backward: bool) -> torch.Tensor:
         """Depthwise conv along the tokens of x (B, L, Di), in that layout.

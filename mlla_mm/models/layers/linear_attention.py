@@ -14,40 +14,43 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from .rope import RopeTables, apply_rope_2d, rope_2d_tables
 
 
-class MLLALinearAttention(nn.Module):
+class MLLALinearAttention(BaseModule):
     """Multi-head linear attention with 2-D RoPE and a locally-enhanced positional encoding.
 
     Parameter names follow the official MLLA checkpoints (``qk``, ``lepe``).
 
     Args:
-        dim: channels of the tokens (divisible by ``num_heads`` and by 4).
-        num_heads: number of heads; each gets ``dim // num_heads`` contiguous channels.
+        embed_dims: channels of the tokens (divisible by ``num_heads`` and by 4).
+        num_heads: number of heads; each gets ``embed_dims // num_heads`` contiguous channels.
         qkv_bias: give the query/key projection a bias.
         rope_base: frequency base of the 2-D RoPE.
+        init_cfg: mmengine init config.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
-                 rope_base: float = 10000.0):
-        super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(f'MLLALinearAttention: dim {dim} is not divisible by '
-                             f'num_heads {num_heads}')
-        if dim % 4 != 0:
-            raise ValueError(f'MLLALinearAttention: dim {dim} must be divisible by 4 for 2-D RoPE')
-        self.dim = dim
+    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True,
+                 rope_base: float = 10000.0, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if embed_dims % num_heads != 0:
+            raise ValueError(f'MLLALinearAttention: embed_dims {embed_dims} is not divisible '
+                             f'by num_heads {num_heads}')
+        if embed_dims % 4 != 0:
+            raise ValueError(f'MLLALinearAttention: embed_dims {embed_dims} must be divisible '
+                             'by 4 for 2-D RoPE')
+        self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.rope_base = rope_base
-        self.qk = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.lepe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.qk = nn.Linear(embed_dims, 2 * embed_dims, bias=qkv_bias)
+        self.lepe = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int],
                 rope_tables: Optional[RopeTables] = None) -> torch.Tensor:
-        """Attend over tokens ``x`` of shape ``(B, h * w, dim)`` (row-major grid ``hw_shape``).
+        """Attend over tokens ``x`` (B, h * w, embed_dims) on the row-major grid ``hw_shape``.
 
         ``rope_tables`` (from :func:`rope_2d_tables`) may be passed in to share them
         between the blocks of a stage; they are built here otherwise.
@@ -82,4 +85,4 @@ class MLLALinearAttention(nn.Module):
         return out + lepe.flatten(2).transpose(1, 2)
 
     def extra_repr(self) -> str:
-        return f'dim={self.dim}, num_heads={self.num_heads}'
+        return f'embed_dims={self.embed_dims}, num_heads={self.num_heads}'

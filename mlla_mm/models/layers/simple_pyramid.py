@@ -13,7 +13,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 
-def pyramid_branch(channels: int, in_stride: int, out_stride: int) -> nn.Module:
+def pyramid_branch(embed_dims: int, in_stride: int, out_stride: int) -> nn.Module:
     """One branch mapping a stride-``in_stride`` map to stride ``out_stride``.
 
     Up by 2: ``ConvT``; up by 4: ``ConvT, BN, GELU, ConvT`` (Vim/ViTDet); same: Identity;
@@ -24,12 +24,12 @@ def pyramid_branch(channels: int, in_stride: int, out_stride: int) -> nn.Module:
     ratio = in_stride / out_stride
     if ratio == 4:
         return nn.Sequential(
-            nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2),
-            nn.BatchNorm2d(channels),
+            nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2),
+            nn.BatchNorm2d(embed_dims),
             nn.GELU(),
-            nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2))
+            nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2))
     if ratio == 2:
-        return nn.Sequential(nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2))
+        return nn.Sequential(nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2))
     if ratio == 1:
         return nn.Identity()
     down = out_stride // in_stride
@@ -40,12 +40,12 @@ def pyramid_branch(channels: int, in_stride: int, out_stride: int) -> nn.Module:
         'by 2 or 4 and down-sampling by powers of two are supported')
 
 
-def pyramid_branches(channels: int, in_stride: int,
+def pyramid_branches(embed_dims: int, in_stride: int,
                      out_strides: Sequence[int] = (4, 8, 16, 32)) -> List[nn.Module]:
     """The branches of :class:`SimplePyramid`, one per output stride."""
     if in_stride <= 0 or in_stride & (in_stride - 1):
         raise ValueError(f'simple pyramid: in_stride must be a power of two, got {in_stride}')
-    return [pyramid_branch(channels, in_stride, s) for s in out_strides]
+    return [pyramid_branch(embed_dims, in_stride, s) for s in out_strides]
 
 
 class SimplePyramid(BaseModule):
@@ -56,18 +56,18 @@ class SimplePyramid(BaseModule):
     (ViTDet); given as many maps as branches, branch i reads map i (Vim seg).
 
     Args:
-        channels: channels of the input maps (kept by every branch).
+        embed_dims: channels of the input maps (kept by every branch).
         in_stride: stride of the input maps w.r.t. the image (the patch stride).
         out_strides: output strides, default (4, 8, 16, 32).
         init_cfg: mmengine init config.
     """
 
-    def __init__(self, channels: int, in_stride: int,
+    def __init__(self, embed_dims: int, in_stride: int,
                  out_strides: Sequence[int] = (4, 8, 16, 32), init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.out_strides = tuple(out_strides)
         self.num_branches = len(self.out_strides)
-        for i, branch in enumerate(pyramid_branches(channels, in_stride, out_strides)):
+        for i, branch in enumerate(pyramid_branches(embed_dims, in_stride, out_strides)):
             self.add_module(f'fpn{i + 1}', branch)
 
     @staticmethod

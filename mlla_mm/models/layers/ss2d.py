@@ -5,18 +5,19 @@ Channel-first throughout: every tensor is NCHW. The 2D selective scan itself
 this module only holds the parameters and the per-pixel projections around it.
 """
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mlla_kernels import BACKENDS, cross_scan_selective_scan
+from mlla_kernels import cross_scan_selective_scan
 
 from .common import LayerNorm2d, recompute_in_backward
-
-KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
+# KERNEL_BACKENDS and inverse_softplus are re-exported for code written against this module.
+from .ssm import (KERNEL_BACKENDS, SSMInit, check_kernel_backend,  # noqa: F401
+                  inverse_softplus, resolve_dt_rank)
 
 
 class Linear2d(nn.Linear):
@@ -43,11 +44,6 @@ class Linear2d(nn.Linear):
                                       missing_keys, unexpected_keys, error_msgs)
 
 
-def inverse_softplus(x: torch.Tensor) -> torch.Tensor:
-    """``y`` with ``softplus(y) == x`` (for x > 0)."""
-    return x + torch.log(-torch.expm1(-x))
-
-
 class SS2D(BaseModule):
     """2D selective scan (SS2D) of VMamba v2, without the gate branch.
 
@@ -62,8 +58,8 @@ class SS2D(BaseModule):
         embed_dims (int): input/output channels C.
         d_state (int): SSM state size N per channel. Default: 1 (VMamba v2).
         ssm_ratio (float): inner width Di = int(ssm_ratio * C). Default: 2.0.
-        dt_rank (int, optional): rank R of the Δ projection; None gives
-            ceil(C / 16), computed from C (not Di) as upstream does.
+        dt_rank (int | str, optional): rank R of the Δ projection; None or 'auto'
+            give ceil(C / 16), computed from C (not Di) as upstream does.
         conv_kernel (int): kernel size of the depthwise conv (no bias). Default: 3.
         directions (int): number of scan routes K: 4 (row-major, column-major
             and both reversed; VMamba v2), 2 (row-major both ways) or 1.
@@ -82,7 +78,7 @@ class SS2D(BaseModule):
                  embed_dims: int,
                  d_state: int = 1,
                  ssm_ratio: float = 2.0,
-                 dt_rank: Optional[int] = None,
+                 dt_rank: Union[int, str, None] = None,
                  conv_kernel: int = 3,
                  directions: int = 4,
                  dt_min: float = 0.001,
@@ -94,23 +90,19 @@ class SS2D(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if directions not in (1, 2, 4):
             raise ValueError(f'SS2D: directions must be 1, 2 or 4, got {directions}')
-        if kernel_backend not in KERNEL_BACKENDS:
-            raise ValueError(f'SS2D: kernel_backend must be one of {KERNEL_BACKENDS}, '
-                             f'got {kernel_backend!r}')
         if conv_kernel < 1 or conv_kernel % 2 == 0:
             raise ValueError(f'SS2D: conv_kernel must be a positive odd number (the map '
                              f'keeps its size), got {conv_kernel}')
-        if not 0 < dt_min <= dt_max:
-            raise ValueError(f'SS2D: need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}')
+        self.kernel_backend = check_kernel_backend(kernel_backend, 'SS2D')
+        self.ssm_init = SSMInit(dt_min, dt_max, dt_init_floor, dt_scale).check('SS2D')
         self.embed_dims = embed_dims
         self.d_state = d_state
         self.d_inner = int(ssm_ratio * embed_dims)
         if self.d_inner < 1:
             raise ValueError(f'SS2D: ssm_ratio {ssm_ratio} gives no inner channels '
                              f'for {embed_dims} input channels')
-        self.dt_rank = math.ceil(embed_dims / 16) if dt_rank is None else int(dt_rank)
+        self.dt_rank = resolve_dt_rank(dt_rank, embed_dims, 'SS2D')
         self.directions = directions
-        self.kernel_backend = kernel_backend
         k, d, r, n = directions, self.d_inner, self.dt_rank, d_state
 
         self.in_proj = Linear2d(embed_dims, d, bias=False)
@@ -125,14 +117,11 @@ class SS2D(BaseModule):
         self.Ds = nn.Parameter(torch.empty(k * d))
         self.out_norm = LayerNorm2d(d)
         self.out_proj = Linear2d(d, embed_dims, bias=False)
-
-        self._dt_range = (dt_min, dt_max, dt_init_floor, dt_scale)
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """VMamba's ``ssm_init='v0'`` (Mamba's init, one copy per route)."""
-        dt_min, dt_max, dt_floor, dt_scale = self._dt_range
+        """VMamba's ``ssm_init='v0'``: projections as upstream, then Mamba's SSM init."""
         # VMamba's trunc_normal_(std=0.02) truncates at +-2 (100 std): a plain normal.
         nn.init.normal_(self.in_proj.weight, std=0.02)
         nn.init.normal_(self.out_proj.weight, std=0.02)
@@ -140,17 +129,13 @@ class SS2D(BaseModule):
         # x_proj keeps nn.Linear's default init, U(±1/sqrt(Di)).
         bound = 1 / math.sqrt(self.d_inner)
         nn.init.uniform_(self.x_proj_weight, -bound, bound)
-        std = self.dt_rank ** -0.5 * dt_scale
-        nn.init.uniform_(self.dt_projs_weight, -std, std)
-        # softplus(bias) log-uniform in [dt_min, dt_max]: a sensible range of step sizes.
-        dt = torch.exp(torch.rand_like(self.dt_projs_bias)
-                       * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        self.dt_projs_bias.copy_(inverse_softplus(dt.clamp(min=dt_floor)))
-        # S4D-real: A = -(1, 2, ..., N) for every channel.
-        self.A_logs.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
-                          .expand_as(self.A_logs))
-        self.Ds.fill_(1.0)
+        self.reset_ssm_parameters()
         self.out_norm.reset_parameters()
+
+    def reset_ssm_parameters(self) -> None:
+        """Mamba's init of Δ, A and D (:class:`~.ssm.SSMInit`), one copy per route."""
+        self.ssm_init.reset_(dt_projs=[(self.dt_projs_weight, self.dt_projs_bias)],
+                             A_logs=[self.A_logs], Ds=[self.Ds])
 
     def _conv_act(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2d(x))

@@ -34,7 +34,6 @@ Conventions (where the paper leaves a choice, see ``docs/demystify.md``):
   rotated features would make it sign-indefinite).
 """
 import dataclasses
-import math
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
@@ -42,11 +41,10 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mlla_kernels import BACKENDS, selective_scan
+from mlla_kernels import CROSS_SCAN_ROUTES, route_table, selective_scan
 
 from .rope import RopeTables, apply_rope_2d, rope_2d_tables
-
-KERNEL_BACKENDS = ('auto',) + tuple(BACKENDS)
+from .ssm import SSMInit, check_kernel_backend, resolve_dt_rank
 # Block designs (Sec. 4.3, Tab. 1): the Transformer block (linear attention + MLP, Fig. 3a);
 # Mamba's block replacing the whole block ("Block Design all.", expansion E = 2, Fig. 3b);
 # Mamba's block replacing the attention sub-block, MLP kept ("sub.", E = 1; MILA, Fig. 3c).
@@ -60,6 +58,8 @@ POSITIONAL_ENCODINGS = ('ape', 'lepe', 'cpe', 'rope')
 # preceding sequence"); 'row' is that, row-major. The others are the 2-D orders of the vision
 # Mambas it compares with: Vim's forward + backward, VMamba's four routes.
 SCAN_ORDERS = ('row', 'row_bidirectional', 'cross')
+# Their routes in mlla_kernels' vocabulary (VMamba's order: its checkpoints depend on it).
+SCAN_ORDER_ROUTES = {'row_bidirectional': CROSS_SCAN_ROUTES[2], 'cross': CROSS_SCAN_ROUTES[4]}
 # Kernel function phi of the queries/keys: ELU + 1 (linear attention, MLLA), or none (Mamba's
 # B, C are plain projections). Not one of the paper's six; 'identity' needs normalize=False.
 FEATURE_MAPS = ('elu', 'identity')
@@ -251,120 +251,112 @@ def scan_routes(order: str, hw_shape: Tuple[int, int], device=None) -> Optional[
     for the plain row-major order (no reordering needed).
 
     ``'row_bidirectional'``: row-major, then reversed. ``'cross'``: row-major, column-major
-    (down each column, then the next column), both reversed -- VMamba v2's route order.
+    (down each column, then the next column), both reversed -- VMamba v2's route order
+    (:data:`mlla_kernels.CROSS_SCAN_ROUTES`).
     """
+    tables = _route_tables(order, hw_shape, device)
+    return None if tables is None else tables[0]
+
+
+def _route_tables(order: str, hw_shape: Tuple[int, int], device=None):
+    """``(order, inverse)`` tables of the routes (cached by mlla_kernels), or None for 'row'."""
     _check_choice('scan_order', order, SCAN_ORDERS)
     if order == 'row':
         return None
-    h, w = hw_shape
-    row = torch.arange(h * w, device=device)
-    if order == 'row_bidirectional':
-        return torch.stack([row, row.flip(0)])
-    col = row.view(h, w).t().reshape(-1)
-    return torch.stack([row, col, row.flip(0), col.flip(0)])
-
-
-def inverse_softplus(x: torch.Tensor) -> torch.Tensor:
-    """``y`` with ``softplus(y) == x`` (for x > 0)."""
-    return x + torch.log(-torch.expm1(-x))
+    return route_table(SCAN_ORDER_ROUTES[order], hw_shape[0], hw_shape[1], device=device)
 
 
 class UnifiedLinearAttention(BaseModule):
     """Token mixer computing the paper's unified formulation (eqs. 11/12) for one design.
 
-    Input tokens ``x`` (B, L, dims) on a row-major ``h x w`` grid; output (B, L, dims), before
+    Input tokens ``x`` (B, L, C) on a row-major ``h x w`` grid; output (B, L, C), before
     the block's output projection. Queries/keys: ``[Q | K] = φ(qk(x))``; values: ``v(x)`` in
     the Transformer block, ``x`` itself in the Mamba blocks (whose in-projection already made
     them). Heads are contiguous channel groups (group g of the keys serves value channels
-    g*dims/G ... (g+1)*dims/G - 1), the layout of both MLLA and grouped B/C in the kernels.
+    g*C/G ... (g+1)*C/G - 1), the layout of both MLLA and grouped B/C in the kernels.
 
-    Parameters (only those the design needs): ``qk`` (dims -> 2·key_dims), ``v`` (dims ->
-    dims), ``dt_down`` (dims -> R, no bias) and ``dt_proj`` (R -> dims; its bias is Mamba's
-    Δ bias) for the gates, ``A_log`` (dims, N) for the forget gate (A = -exp(A_log)), ``D``
-    (dims) for the shortcut, ``lepe`` (depthwise 3x3) for LePE.
+    Parameters (only those the design needs): ``qk`` (C -> 2·key_dims), ``v`` (C -> C),
+    ``dt_down`` (C -> R, no bias) and ``dt_proj`` (R -> C; its bias is Mamba's Δ bias) for
+    the gates, ``A_log`` (C, N) for the forget gate (A = -exp(A_log)), ``D`` (C) for the
+    shortcut, ``lepe`` (depthwise 3x3) for LePE.
 
     Args:
-        dims (int): token channels C (= value channels).
+        embed_dims (int): token channels C (= value channels).
         num_heads (int): heads when ``design.multi_head``; each has C/num_heads query/key
             channels. Ignored (one head) otherwise.
         design: a :class:`UnifiedDesign`, a preset name (:data:`DESIGN_PRESETS`) or a dict.
         d_state (int): query/key channels of the single head (Mamba's state size N).
             Default: 16.
         qkv_bias (bool): bias in the query/key (and value) projections. Default: True.
-        dt_rank (int, optional): rank R of the gate projection; None: ceil(dims / 16).
+        dt_rank (int | str, optional): rank R of the gate projection; None or 'auto':
+            ceil(C / 16).
         dt_min, dt_max, dt_init_floor (float): initial Δ = softplus(bias), log-uniform in
-            [dt_min, dt_max] and floored (Mamba's init).
+            [dt_min, dt_max] and floored (Mamba's init, :class:`~.ssm.SSMInit`).
         kernel_backend (str): backend of :func:`mlla_kernels.selective_scan` for the forget
             gate: 'auto', 'naive', 'torch', 'numba' or 'triton' (see ``mlla_kernels``).
         init_cfg (dict, optional): mmengine init config.
     """
 
     def __init__(self,
-                 dims: int,
+                 embed_dims: int,
                  num_heads: int,
                  design: Union[str, Mapping, UnifiedDesign] = 'linear_attention',
                  d_state: int = 16,
                  qkv_bias: bool = True,
-                 dt_rank: Optional[int] = None,
+                 dt_rank: Union[int, str, None] = None,
                  dt_min: float = 1e-3,
                  dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4,
                  kernel_backend: str = 'auto',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        owner = 'UnifiedLinearAttention'
         design = UnifiedDesign.build(design)
-        if kernel_backend not in KERNEL_BACKENDS:
-            raise ValueError(f'UnifiedLinearAttention: kernel_backend must be one of '
-                             f'{KERNEL_BACKENDS}, got {kernel_backend!r}')
-        if not 0 < dt_min <= dt_max:
-            raise ValueError(f'UnifiedLinearAttention: need 0 < dt_min <= dt_max, got '
-                             f'{dt_min}, {dt_max}')
+        self.kernel_backend = check_kernel_backend(kernel_backend, owner)
+        self.ssm_init = SSMInit(dt_min, dt_max, dt_init_floor).check(owner)
+        c = embed_dims
         self.design = design
-        self.dims = dims
+        self.embed_dims = c
         self.groups = num_heads if design.multi_head else 1
-        self.key_dims = dims if design.multi_head else int(d_state)
-        if self.groups < 1 or dims % self.groups or self.key_dims % self.groups:
-            raise ValueError(f'UnifiedLinearAttention: {dims} channels do not split into '
-                             f'{num_heads} heads; choose num_heads dividing the channels')
+        self.key_dims = c if design.multi_head else int(d_state)
+        if self.groups < 1 or c % self.groups or self.key_dims % self.groups:
+            raise ValueError(f'{owner}: {c} channels do not split into {num_heads} heads; '
+                             'choose num_heads dividing the channels')
         if self.key_dims < 1:
-            raise ValueError(f'UnifiedLinearAttention: d_state must be >= 1, got {d_state}')
+            raise ValueError(f'{owner}: d_state must be >= 1, got {d_state}')
         if 'rope' in design.pos_encodings and self.key_dims % 4:
-            raise ValueError(f'UnifiedLinearAttention: 2-D RoPE rotates {self.key_dims} '
-                             'query/key channels, which must be divisible by 4 (choose d_state '
-                             'or the widths accordingly)')
+            raise ValueError(f'{owner}: 2-D RoPE rotates {self.key_dims} query/key channels, '
+                             'which must be divisible by 4 (choose d_state or the widths '
+                             'accordingly)')
         self.head_key_dims = self.key_dims // self.groups
-        self.kernel_backend = kernel_backend
-        self.dt_rank = math.ceil(dims / 16) if dt_rank is None else int(dt_rank)
-        self._dt_init = (dt_min, dt_max, dt_init_floor)
+        self.dt_rank = resolve_dt_rank(dt_rank, c, owner)
 
-        self.qk = nn.Linear(dims, 2 * self.key_dims, bias=qkv_bias)
-        self.v = nn.Linear(dims, dims, bias=qkv_bias) if design.value_proj else None
+        self.qk = nn.Linear(c, 2 * self.key_dims, bias=qkv_bias)
+        self.v = nn.Linear(c, c, bias=qkv_bias) if design.value_proj else None
         if design.input_gate or design.forget_gate:
-            self.dt_down = nn.Linear(dims, self.dt_rank, bias=False)
-            self.dt_proj = nn.Linear(self.dt_rank, dims, bias=True)
+            self.dt_down = nn.Linear(c, self.dt_rank, bias=False)
+            self.dt_proj = nn.Linear(self.dt_rank, c, bias=True)
         if design.forget_gate:
-            self.A_log = nn.Parameter(torch.empty(dims, self.head_key_dims))
+            self.A_log = nn.Parameter(torch.empty(c, self.head_key_dims))
         if design.shortcut:
-            self.D = nn.Parameter(torch.empty(dims))
-        self.lepe = (nn.Conv2d(dims, dims, 3, padding=1, groups=dims)
+            self.D = nn.Parameter(torch.empty(c))
+        self.lepe = (nn.Conv2d(c, c, 3, padding=1, groups=c)
                      if 'lepe' in design.pos_encodings else None)
-        self.reset_gate_parameters()
+        self.reset_ssm_parameters()
 
-    @torch.no_grad()
-    def reset_gate_parameters(self) -> None:
-        """Mamba's init of the gates: dt_proj U(±R^-0.5), softplus(bias) log-uniform in
-        [dt_min, dt_max]; A = -(1, ..., N) per channel (S4D-real); D = 1."""
-        dt_min, dt_max, dt_floor = self._dt_init
-        if hasattr(self, 'dt_proj'):
-            nn.init.uniform_(self.dt_proj.weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
-            dt = torch.exp(torch.rand(self.dims) * (math.log(dt_max) - math.log(dt_min))
-                           + math.log(dt_min)).clamp(min=dt_floor)
-            self.dt_proj.bias.copy_(inverse_softplus(dt))
-        if hasattr(self, 'A_log'):
-            self.A_log.copy_(torch.log(torch.arange(1, self.head_key_dims + 1,
-                                                    dtype=torch.float32)).expand_as(self.A_log))
-        if hasattr(self, 'D'):
-            self.D.fill_(1.0)
+    @property
+    def dims(self) -> int:
+        """``embed_dims`` under its first name."""
+        return self.embed_dims
+
+    def reset_ssm_parameters(self) -> None:
+        """Mamba's init of the gates (``dt_proj``), ``A_log`` and ``D`` -- those the design
+        has (:class:`~.ssm.SSMInit`)."""
+        dt_proj = getattr(self, 'dt_proj', None)
+        self.ssm_init.reset_(
+            dt_projs=[(dt_proj.weight, dt_proj.bias)] if dt_proj is not None else [],
+            A_logs=[self.A_log] if hasattr(self, 'A_log') else [],
+            Ds=[self.D] if hasattr(self, 'D') else [])
 
     # -- pieces --------------------------------------------------------------------------
     def queries_keys(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -378,11 +370,11 @@ class UnifiedLinearAttention(BaseModule):
         return self.v(x) if self.v is not None else x
 
     def gate_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Δ before bias and softplus: ``dt_proj.weight @ dt_down(x)`` (B, L, dims)."""
+        """Δ before bias and softplus: ``dt_proj.weight @ dt_down(x)`` (B, L, C)."""
         return F.linear(self.dt_down(x), self.dt_proj.weight)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
-        """Δ = softplus(x W1 W2 + b) (B, L, dims): the input gate, and the forget gate's step."""
+        """Δ = softplus(x W1 W2 + b) (B, L, C): the input gate, and the forget gate's step."""
         return F.softplus(self.gate_logits(x) + self.dt_proj.bias)
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
@@ -394,7 +386,7 @@ class UnifiedLinearAttention(BaseModule):
     def parallel(self, q, k, v, q_rot, k_rot) -> torch.Tensor:
         """Forget gate off: ``Q_i mean_j(K_jᵀ V_j) [/ Q_i mean_j K_jᵀ]`` per head, all tokens.
 
-        All arguments (B, L, ·); values already input-gated. Returns (B, L, dims).
+        All arguments (B, L, ·); values already input-gated. Returns (B, L, C).
         """
         b, n, c = v.shape
         q, k, v, q_rot, k_rot = map(self._split_heads, (q, k, v, q_rot, k_rot))
@@ -410,7 +402,7 @@ class UnifiedLinearAttention(BaseModule):
         ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t`` with B = K, C = Q (grouped per head),
         u = the values (divided by Δ when the input gate is off, so the kernel's Δ factor
         cancels). The normaliser is the same scan on u = 1/Δ with the un-rotated Q, K.
-        All token arguments (B, L, ·); returns (B, L, dims).
+        All token arguments (B, L, ·); returns (B, L, C).
         """
         design = self.design
         b, n, c = v.shape
@@ -438,17 +430,17 @@ class UnifiedLinearAttention(BaseModule):
         parts = len(us)
         u_all, B_all, C_all = torch.cat(us), torch.cat(Bs), torch.cat(Cs)
         delta_all = delta.repeat(parts, 1, 1)
-        routes = scan_routes(design.scan_order, hw_shape, device=v.device)
-        if routes is not None:
-            u_all, delta_all, B_all, C_all = (_to_routes(t, routes)
+        tables = _route_tables(design.scan_order, hw_shape, device=v.device)
+        if tables is not None:
+            u_all, delta_all, B_all, C_all = (_to_routes(t, tables[0])
                                               for t in (u_all, delta_all, B_all, C_all))
         y = selective_scan(u_all, delta_all, A, B_all.contiguous(), C_all.contiguous(),
                            delta_bias=delta_bias, delta_softplus=softplus,
                            backend=self.kernel_backend)
         num_routes = 1
-        if routes is not None:
-            y = _from_routes(y, routes)
-            num_routes = routes.shape[0]
+        if tables is not None:
+            y = _from_routes(y, tables[1])
+            num_routes = tables[1].shape[0]
         if design.normalize:
             num, den = y.chunk(2)
             y = num / (den + NORM_EPS * n)
@@ -458,16 +450,16 @@ class UnifiedLinearAttention(BaseModule):
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int],
                 rope_tables: Optional[RopeTables] = None) -> torch.Tensor:
-        """Tokens ``x`` (B, h*w, dims) on the row-major grid ``hw_shape`` -> (B, h*w, dims).
+        """Tokens ``x`` (B, h*w, C) on the row-major grid ``hw_shape`` -> (B, h*w, C).
 
         ``rope_tables`` (from :func:`rope_2d_tables` for ``key_dims`` channels) may be passed
         to share them between the blocks of a stage; they are built here otherwise.
         """
         b, n, c = x.shape
         h, w = hw_shape
-        if h * w != n or c != self.dims:
-            raise ValueError(f'UnifiedLinearAttention: expected (batch, {h}*{w}, {self.dims}) '
-                             f'tokens, got {tuple(x.shape)}')
+        if h * w != n or c != self.embed_dims:
+            raise ValueError(f'UnifiedLinearAttention: expected (batch, {h}*{w}, '
+                             f'{self.embed_dims}) tokens, got {tuple(x.shape)}')
         design = self.design
         q, k = self.queries_keys(x)
         v = self.values(x)
@@ -490,7 +482,7 @@ class UnifiedLinearAttention(BaseModule):
     def extra_repr(self) -> str:
         on = [name for name in ('input_gate', 'forget_gate', 'shortcut', 'normalize',
                                 'multi_head') if getattr(self.design, name)]
-        return (f'dims={self.dims}, groups={self.groups}, key_dims={self.key_dims}, '
+        return (f'embed_dims={self.embed_dims}, groups={self.groups}, key_dims={self.key_dims}, '
                 f'on={on}, pos_encodings={self.design.pos_encodings}, '
                 f'scan_order={self.design.scan_order!r}, kernel_backend={self.kernel_backend!r}')
 
@@ -502,9 +494,9 @@ def _to_routes(t: torch.Tensor, routes: torch.Tensor) -> torch.Tensor:
     return t.movedim(-2, 0).flatten(0, 1)
 
 
-def _from_routes(y: torch.Tensor, routes: torch.Tensor) -> torch.Tensor:
-    """(R*B, C, L) in route order -> (B, C, L) in token order, summed over the routes."""
-    num_routes = routes.shape[0]
-    inverse = torch.argsort(routes, dim=1)
+def _from_routes(y: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """(R*B, C, L) in route order -> (B, C, L) in token order, summed over the routes
+    (``inverse[r, p]``: the step at which route r visits token p)."""
+    num_routes = inverse.shape[0]
     y = y.unflatten(0, (num_routes, -1))
     return sum(y[r][..., inverse[r]] for r in range(num_routes))
