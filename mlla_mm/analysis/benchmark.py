@@ -64,6 +64,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     'Vim-Ti': dict(cfg=dict(type='Vim', arch='tiny'), scope=None),
     # The SSM-free control: Gated CNN blocks (MambaOut paper).
     'MambaOut-T': dict(cfg=dict(type='MambaOut', arch='tiny'), scope=None),
+    # MHS-VM: VMamba-T's frame with Multi-Head Scan mixers, and VM-UNet + MHS (4 heads; its
+    # outputs are the decoder's full-resolution map)
+    'MHSVMamba-T': dict(cfg=dict(type='MHSVMamba', arch='tiny'), scope=None),
+    'VMUNet-MHS-4h': dict(cfg=dict(type='VMUNet', arch='4h'), scope=None),
     # mmdet's Swin-T with the Mask R-CNN settings (window 7, 4 stages).
     'Swin-T': dict(
         cfg=dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
