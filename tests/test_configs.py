@@ -102,7 +102,7 @@ def test_model_builds_and_runs(path):
     model.init_weights()
     model.eval()
     # pose: one person crop, at a quarter of the configs' smallest input (64x48)
-    size = (64, 48) if cfg.default_scope == 'mmpose' else (64, 96)
+    size = (64, 48) if cfg.default_scope == 'mmpose' else (32, 64)
     with torch.no_grad():
         out = model.test_step(_small_batch(cfg.default_scope, size))
     assert len(out) == 1
