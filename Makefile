@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-seg demo-medseg test test-fast benchmark clean
+.PHONY: setup demo demo-seg demo-medseg demo-pose test test-fast benchmark clean
 
 setup:
 	bash tools/setup_env.sh
@@ -17,6 +17,9 @@ demo-seg: setup
 demo-medseg: setup
 	$(PY) tools/demo.py --task medseg
 
+demo-pose: setup
+	$(PY) tools/demo.py --task pose
+
 test: setup
 	$(PY) -m pytest tests -q --durations=15 $(PYTEST_ARGS)
 
@@ -24,4 +27,4 @@ benchmark: setup
 	$(PY) -m mlla_kernels.benchmark
 
 clean:
-	rm -rf work_dirs data/demo_coco data/demo_ade20k data/demo_isic
+	rm -rf work_dirs data/demo_coco data/demo_ade20k data/demo_isic data/demo_coco_pose
