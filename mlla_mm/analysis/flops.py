@@ -14,8 +14,8 @@ module adds what is missing, following the papers' conventions:
   :func:`scan_flop_jit` gives it the cost VMamba's ``flops_selective_scan_fn``
   assigns (after state-spaces/mamba#110): ``9·B·L·D·N`` for the recurrence,
   ``+ B·D·L`` for the ``D`` skip and ``+ B·D·L`` for the ``z`` gate, where
-  ``D`` counts every scanned channel (all routes of a cross-scan, both
-  directions of a bidirectional scan);
+  ``D`` counts every scanned channel (all routes of a cross-scan or a routed
+  scan, both directions of a bidirectional scan);
 * ``aten::scaled_dot_product_attention`` counts ``Q·Kᵀ`` plus ``P·V``
   (``B·h·Lq·Lk·(d + dv)``), like the explicit matmuls of Swin;
 * linear attention written with ``matmul``/``einsum`` (MLLA) is counted by
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 SCAN_ENTRY_POINTS = ('selective_scan', 'cross_scan_selective_scan',
-                     'bidirectional_selective_scan')
+                     'bidirectional_selective_scan', 'routed_selective_scan')
 PROBE_OP = 'prim::PythonOp._ScanFlopsProbe'
 DCN_PROBE_OP = 'prim::PythonOp._DCNFlopsProbe'
 
@@ -103,11 +103,11 @@ def _shape(val: Any) -> Optional[List[int]]:
 
 
 def scan_flop_jit(inputs: List[Any], outputs: List[Any], convention: str = 'mamba') -> int:
-    """Handle for ``prim::PythonOp._ScanFlopsProbe`` (any of the three scans).
+    """Handle for ``prim::PythonOp._ScanFlopsProbe`` (any of the four scans).
 
     The probe's tensor inputs are ``u, delta, A, B, C[, D][, z]`` (absent ones
     are left out of the trace). The layouts differ per entry point, but for all
-    three ``A`` is ``(..., N)`` with one row per scanned channel, and ``delta``
+    four ``A`` is ``(..., N)`` with one row per scanned channel, and ``delta``
     holds ``batch × channels × L`` values, so::
 
         N = A.shape[-1]; channels = A.numel() / N; L = delta.numel() / (batch·channels)
@@ -189,6 +189,10 @@ def _probe_wrapper(name: str, original: Callable, compute: bool, stats: dict) ->
                 return original(**arguments)
             if name == 'bidirectional_selective_scan':
                 return u.new_zeros(u.shape[0], u.shape[2], u.shape[3])
+            if name == 'routed_selective_scan':   # u shared or per route; y merged or not
+                merged = arguments['merge']
+                return u.new_zeros((u.shape[0], ) + tuple(u.shape[-3:]) if merged
+                                   else arguments['delta'].shape)
             return torch.zeros_like(u)
 
         stats['calls'] += 1
