@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo demo-seg demo-medseg test test-fast benchmark clean
+.PHONY: setup demo demo-seg demo-medseg demo-pose test test-fast benchmark clean
 
 setup:
 	bash tools/setup_env.sh
@@ -18,6 +18,9 @@ demo-seg: setup
 demo-medseg: setup
 	$(PY) tools/demo.py --task medseg
 
+demo-pose: setup
+	$(PY) tools/demo.py --task pose
+
 # test: everything (what CI runs); test-fast: the unit tests, not the e2e ones (< 2 min).
 # TEST_WORKERS pytest-xdist workers share the cores (tests/conftest.py); 0 runs in one process.
 test: setup
@@ -30,4 +33,4 @@ benchmark: setup
 	$(PY) -m mlla_kernels.benchmark
 
 clean:
-	rm -rf work_dirs data/demo_coco data/demo_ade20k data/demo_isic
+	rm -rf work_dirs data/demo_coco data/demo_ade20k data/demo_isic data/demo_coco_pose

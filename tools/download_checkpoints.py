@@ -16,7 +16,9 @@ Exit status 1 if any file failed.
 
 Google Drive links (HRVMamba) cannot be fetched here (Drive answers large files with a
 virus-scan confirmation page): download them by hand to ``checkpoints/FILE`` and run the
-same command, which then verifies and records them (the error prints the link).
+same command, which then verifies and records them (the error prints the link). A row marked
+"not published" (HRVMamba-T's ``hrvmamba_tinynew_best.pth``) names a file an upstream config
+starts from but upstream never released: bring your own, which is then verified the same way.
 """
 import argparse
 import os.path as osp
@@ -64,8 +66,10 @@ def print_table(folder: str) -> None:
         here = osp.exists(osp.join(folder, c.file))
         state = ('verified' if manifest.get(c.file, {}).get('verified') else 'present') \
             if here else '-'
-        manual = ' (manual download)' if needs_manual_download(c.url) else ''
-        print(f'| {c.file} | {c.backbone} | {c.arch} | {c.top1} | {state} | {c.url}{manual} |')
+        manual = (' (not published)' if not c.published else
+                  ' (manual download)' if needs_manual_download(c.url) else '')
+        top1 = '-' if c.top1 is None else c.top1
+        print(f'| {c.file} | {c.backbone} | {c.arch} | {top1} | {state} | {c.url}{manual} |')
 
 
 def manual_download_error(entry, folder: str) -> str:
@@ -74,6 +78,14 @@ def manual_download_error(entry, folder: str) -> str:
             'fetch (Drive answers large files with a confirmation page, not the file). Open '
             f'the link in a browser (or run `gdown --fuzzy {entry.url} -O {target}`), save the '
             f'file as {target}, then run this command again: it verifies and records it.')
+
+
+def unpublished_error(entry, folder: str) -> str:
+    target = osp.join(folder, entry.file)
+    return (f'{entry.file} was never published upstream ({entry.url} starts from it). Put '
+            f'your own ImageNet-1k {entry.backbone}-{entry.arch} of that layout at {target}, then '
+            'run this command again: it verifies and records it; or train without it '
+            "(--cfg-options model.backbone.init_cfg=None).")
 
 
 def main(argv=None) -> int:
@@ -122,9 +134,10 @@ def main(argv=None) -> int:
     failed = []
     for entry in entries:
         url = f'{args.mirror.rstrip("/")}/{entry.file}' if args.mirror else None
-        if (url is None and needs_manual_download(entry.url)
+        if (url is None and (needs_manual_download(entry.url) or not entry.published)
                 and not osp.exists(osp.join(args.dir, entry.file))):
-            print(f'ERROR {manual_download_error(entry, args.dir)}', file=sys.stderr)
+            error = (unpublished_error if not entry.published else manual_download_error)
+            print(f'ERROR {error(entry, args.dir)}', file=sys.stderr)
             failed.append(entry.file)
             continue
         try:

@@ -9,7 +9,7 @@ if its backbone adds modules for dense prediction that ImageNet checkpoints lack
 norms, adapters), the build arguments that leave them out to :data:`IMAGENET_TRUNK`.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 
 @dataclass(frozen=True)
@@ -18,18 +18,21 @@ class OfficialCheckpoint:
 
     Attributes:
         file: name under ``checkpoints/``, as the configs' ``init_cfg`` write it.
-        url: the upstream download link.
+        url: the upstream download link; for an unpublished file, where upstream names it.
         backbone: our registered backbone type that loads it.
         arch: that backbone's preset name (or an arch dict).
-        top1: published ImageNet-1k top-1 (%).
+        top1: published ImageNet-1k top-1 (%), None when upstream published none.
         source: where the link is published.
+        published: False for a file an upstream config starts from but upstream never
+            released: nothing can download it; a file put there by hand is verified.
     """
     file: str
     url: str
     backbone: str
     arch: Union[str, dict]
-    top1: float
+    top1: Optional[float]
     source: str
+    published: bool = True
 
 
 _MLLA = 'LeapLabTHU/MLLA README'
@@ -42,6 +45,8 @@ _GH_MAMBAOUT = 'https://github.com/yuweihao/MambaOut/releases/download/model/{}'
 # Google Drive: downloaded by hand (tools/download_checkpoints.py says how), then verified.
 _HRVMAMBA = 'zhanghao5201/HRVMamba README (Google Drive: manual download)'
 _DRIVE = 'https://drive.google.com/file/d/{}/view?usp=sharing'
+_GH_HRVMAMBA_POSE_TINY = ('https://github.com/zhanghao5201/HRVMamba/blob/7222bc4/pose_estimation/'
+                          'configs/cocofinal/td-hm_hrvmamba_tiny_8xb32-210e_coco-256x192.py')
 
 # fmt: off
 OFFICIAL_CHECKPOINTS: Tuple[OfficialCheckpoint, ...] = (
@@ -63,6 +68,9 @@ OFFICIAL_CHECKPOINTS: Tuple[OfficialCheckpoint, ...] = (
     # upstream's configs write them.
     OfficialCheckpoint('hrvmamba_small_best.pth', _DRIVE.format('1Gxo0Pxg2D7x3dU0P2AZ2YGEFS-7XMxIX'), 'HRVMamba', 'small', 81.3, _HRVMAMBA),  # noqa: E501
     OfficialCheckpoint('hrvmamba_base_best.pth', _DRIVE.format('1jbXjvCBdjgraeEaJrDjD2wStpxJtCEuy'), 'HRVMamba', 'base', 84.2, _HRVMAMBA),  # noqa: E501
+    # Pose Tiny starts from a plain-layout ImageNet Tiny upstream never released (its README's
+    # Tiny is the se_lpu model above): the row points at the config that names it.
+    OfficialCheckpoint('hrvmamba_tinynew_best.pth', _GH_HRVMAMBA_POSE_TINY, 'HRVMamba', 'tiny', None, 'zhanghao5201/HRVMamba pose config (not published)', published=False),  # noqa: E501
 )
 # fmt: on
 

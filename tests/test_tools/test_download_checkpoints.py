@@ -274,3 +274,18 @@ def test_google_drive_rows_ask_for_a_manual_download(tmp_path, capsys):
                                'HRVMamba', arch, 81.3, 'test')
     record = dl.fetch(entry, folder, progress=False, log=lambda msg: None)
     assert record['verified']
+
+
+def test_unpublished_row_asks_for_the_users_own_file(tmp_path, capsys):
+    """HRVMamba-T's pose config starts from a file upstream never released: the tool says so
+    (no download attempted) and names where to put one."""
+    tool = _tool()
+    folder = str(tmp_path / 'ckpts')
+    config = osp.join(ROOT, 'configs', 'td-hm_hrvmamba_t_coco-256x192.py')
+    assert tool.main([config, '--dir', folder, '--quiet']) == 1
+    err = capsys.readouterr().err
+    assert 'hrvmamba_tinynew_best.pth was never published upstream' in err
+    assert osp.join(folder, 'hrvmamba_tinynew_best.pth') in err
+    assert not osp.exists(folder) or not os.listdir(folder)
+    assert tool.main(['--list', '--dir', folder]) == 0
+    assert '| hrvmamba_tinynew_best.pth | HRVMamba | tiny | - | - |' in capsys.readouterr().out
