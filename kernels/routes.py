@@ -40,10 +40,12 @@ def selective_scan(engine, u, delta, A, B, C, D=None, z=None, delta_bias=None,
 
 def routed_selective_scan(engine, u, delta, A, B, C, D=None, delta_bias=None,
                           delta_softplus=True, routes=CROSS_SCAN_ROUTES[4], merge=True):
-    """K routes given as data over the (H, W) map, all reading the one map u."""
-    batch, dim, height, width = u.shape
+    """K routes given as data over the (H, W) map, all reading the one map u (batch, Di, H, W)
+    or each its own (u (batch, K, Di, H, W))."""
+    batch, (dim, height, width) = u.shape[0], u.shape[-3:]
     k, length, n_state = len(routes), height * width, A.shape[1]
-    y, _ = engine(u.reshape(batch, 1, dim, length), delta.reshape(batch, k, dim, length),
+    u_routes = u.shape[1] if u.dim() == 5 else 1
+    y, _ = engine(u.reshape(batch, u_routes, dim, length), delta.reshape(batch, k, dim, length),
                   A.reshape(k, dim, n_state), B.reshape(batch, k, 1, n_state, length),
                   C.reshape(batch, k, 1, n_state, length),
                   D=_optional(D, lambda t: t.reshape(k, dim)),
