@@ -8,7 +8,14 @@ Public entry points, each with ``backend='auto' | 'naive' | 'torch' | 'numba' | 
 - :func:`routed_selective_scan` -- a 2D scan over routes given as data (snake, zigzag, spiral,
   raster; :mod:`mlla_kernels.route_tables`), outputs per route or summed (MHS-VM).
 
-All four are routes of one scan (:mod:`mlla_kernels.routes`). ``backend='auto'`` picks
+All four are routes of one scan (:mod:`mlla_kernels.routes`). Two more operations serve the
+models around the scans, with ``naive``, ``torch`` and ``numba`` backends (any other backend
+runs ``torch``, as does a traced or compiled call):
+
+- :func:`depthwise_conv2d` -- depthwise conv of a channels-last map, SiLU and residual fused.
+- :func:`linear_attention` -- MLLA's linear attention with RoPE, LePE and the output gate.
+
+ ``backend='auto'`` picks
 ``triton`` for CUDA tensors when triton imports, ``numba`` (fused CPU kernels) for CPU tensors
 when numba imports (float64: ``torch``), and ``torch`` otherwise; the environment variable
 ``MLLA_KERNELS_BACKEND`` (one of the backend names) overrides 'auto'. The backends are the rows
@@ -19,6 +26,8 @@ here. Backends are imported on first use.
 # functions win the package attributes (a lazy first import would rebind the name to the module).
 from . import bidirectional as _bidirectional_pkg  # noqa: F401
 from . import cross_scan as _cross_scan_pkg  # noqa: F401
+from . import depthwise_conv as _depthwise_conv_pkg  # noqa: F401
+from . import linear_attention as _linear_attention_pkg  # noqa: F401
 from . import dispatch
 from . import routed_scan as _routed_scan_pkg  # noqa: F401
 from . import selective_scan as _selective_scan_pkg  # noqa: F401
@@ -26,7 +35,8 @@ from .dispatch import BACKENDS, ENV_VAR, KERNEL_BACKENDS, available_backends, ge
 from .route_tables import CROSS_SCAN_ROUTES, ROUTE_KINDS, Route, as_routes, route_table
 
 __all__ = ['selective_scan', 'cross_scan_selective_scan', 'bidirectional_selective_scan',
-           'routed_selective_scan', 'Route', 'ROUTE_KINDS', 'CROSS_SCAN_ROUTES', 'route_table',
+           'routed_selective_scan', 'depthwise_conv2d', 'linear_attention', 'Route',
+           'ROUTE_KINDS', 'CROSS_SCAN_ROUTES', 'route_table',
            'available_backends', 'BACKENDS', 'KERNEL_BACKENDS', 'ENV_VAR']
 
 
@@ -40,7 +50,7 @@ def _run(op, backend, args):
     wanted = dispatch.request(backend)
     check = dispatch.validate(op, args)
     u = check.tensors[0][1]
-    name = dispatch.resolve_backend(wanted.name, u.device, u.dtype)
+    name = dispatch.backend_for(op, dispatch.resolve_backend(wanted.name, u.device, u.dtype))
     check.dtypes(name)
     if dispatch.TABLE[name].selfcheck:
         from . import selfcheck
@@ -155,3 +165,64 @@ def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
     return _run('routed_selective_scan', backend, dict(
         u=u, delta=delta, A=A, B=B, C=C, D=D, delta_bias=delta_bias,
         delta_softplus=delta_softplus, routes=as_routes(routes), merge=bool(merge)))
+
+
+def depthwise_conv2d(x, weight, bias=None, padding=None, activation=None, residual=False,
+                     backend='auto'):
+    """Depthwise 2-D convolution of a channels-last map (stride 1, the output keeps the size),
+    with the activation and a residual fused; K kernels may read the one input.
+
+    out[b, h, w, c] = act(bias[c] + sum_{i,j} weight[c, i, j] x[b, h + i - top, w + j - left, c])
+    (+ x[b, h, w, c] with ``residual``), x zero outside the map.
+
+    Args:
+        x: (batch, H, W, C), channels innermost (MLLA's tokens as a map, VMamba's
+            channels-last maps permuted, Vim's tokens as a 1 x L map); other layouts are
+            copied once by the fused backend.
+        weight: (C, kh, kw) (``conv.weight[:, 0]`` of a groups=C ``nn.Conv2d``), or
+            (K, C, kh, kw): K kernels over the same x, output (batch, K, H, W, C).
+        bias: optional (C,), or (K, C).
+        padding: zeros before the first row and column, (top, left); None centres the
+            kernel ((kh - 1) // 2, (kw - 1) // 2); or one (top, left) per kernel (Vim: causal
+            (0, k - 1), anti-causal (0, 0)).
+        activation: None or 'silu' (applied before the residual).
+        residual: add x to the output (one kernel only): CPE, ``x + dwconv(x)``.
+        backend: 'auto' (the fused 'numba' kernels on CPU when numba imports, else 'torch'),
+            'naive', 'torch' or 'numba'; the scan-only backends run 'torch'.
+
+    Returns:
+        (batch, H, W, C), or (batch, K, H, W, C) for a 4-D weight, in x's dtype.
+    """
+    return _run('depthwise_conv2d', backend, dict(
+        x=x, weight=weight, bias=bias, padding=padding, activation=activation,
+        residual=residual))
+
+
+def linear_attention(qk, v, rope_cos, rope_sin, num_heads, lepe_weight=None, lepe_bias=None,
+                     gate=None, backend='auto'):
+    """MLLA's linear attention (Han et al., NeurIPS 2024) with its RoPE, normaliser, LePE and
+    output gate, on a map of n = H*W tokens with C channels in ``num_heads`` heads::
+
+        q, k   = ELU(qk[..., :C]) + 1, ELU(qk[..., C:]) + 1
+        q~, k~ = RoPE-2D(q), RoPE-2D(k)              (channel pairs, over all C channels)
+        attn   = q~ (k~^T v / n) / (q . mean(k) + 1e-6)         (per head)
+        y      = (attn + LePE(v)) * SiLU(gate)       (LePE: depthwise conv of v + bias)
+
+    Args:
+        qk: (batch, H, W, 2C): the query/key projection of the tokens, [q | k].
+        v: (batch, H, W, C): the tokens (used as the values).
+        rope_cos, rope_sin: (H*W, C/2) RoPE tables (token, channel pair), e.g.
+            ``mlla_mm.models.layers.rope_2d_tables``.
+        num_heads: heads; C / num_heads must be even.
+        lepe_weight: optional (C, kh, kw) depthwise kernel (odd sizes, centred), e.g.
+            ``lepe.weight[:, 0]``; lepe_bias: optional (C,).
+        gate: optional (batch, H, W, C): the output is multiplied by SiLU(gate).
+        backend: 'auto' (the fused 'numba' kernels on CPU when numba imports, else 'torch'),
+            'naive', 'torch' or 'numba'; the scan-only backends run 'torch'.
+
+    Returns:
+        (batch, H, W, C) in v's dtype.
+    """
+    return _run('linear_attention', backend, dict(
+        qk=qk, v=v, rope_cos=rope_cos, rope_sin=rope_sin, num_heads=num_heads,
+        lepe_weight=lepe_weight, lepe_bias=lepe_bias, gate=gate))

@@ -330,11 +330,51 @@ def _check_bidirectional(check, u, delta, A, B, C, D=None, z=None, delta_bias=No
     check.positive('batch', 'Di', 'L', 'N')
 
 
+def _check_depthwise_conv(check, x, weight, bias=None, padding=None, activation=None,
+                          residual=False, **_):
+    from .depthwise_conv import check_options
+    check.shape('x', x, ('batch', 'H', 'W', 'C'))
+    several = isinstance(weight, torch.Tensor) and weight.dim() == 4
+    check.shape('weight', weight, ('K', 'C', 'kh', 'kw') if several else ('C', 'kh', 'kw'))
+    check.shape('bias', bias, ('K', 'C') if several else ('C',), optional=True)
+    check.positive('batch', 'H', 'W', 'C', 'K', 'kh', 'kw')
+    check_options(check.op, check.sizes.get('K', 1), check.sizes['kh'], check.sizes['kw'],
+                  padding, activation, residual)
+
+
+def _check_linear_attention(check, qk, v, rope_cos, rope_sin, num_heads, lepe_weight=None,
+                            lepe_bias=None, gate=None, **_):
+    check.shape('v', v, ('batch', 'H', 'W', 'C'))
+    check.positive('batch', 'H', 'W', 'C')
+    sizes = check.sizes
+    sizes['2C'], sizes['H*W'], sizes['C/2'] = 2 * sizes['C'], sizes['H'] * sizes['W'], \
+        sizes['C'] // 2
+    check.shape('qk', qk, ('batch', 'H', 'W', '2C'))
+    check.shape('rope_cos', rope_cos, ('H*W', 'C/2'))
+    check.shape('rope_sin', rope_sin, ('H*W', 'C/2'))
+    check.shape('lepe_weight', lepe_weight, ('C', 'kh', 'kw'), optional=True)
+    check.shape('lepe_bias', lepe_bias, ('C',), optional=True)
+    check.shape('gate', gate, ('batch', 'H', 'W', 'C'), optional=True)
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1 or \
+            sizes['C'] % num_heads or (sizes['C'] // num_heads) % 2:
+        raise ValueError(f"{check.op}: num_heads must be a positive int dividing the {sizes['C']}"
+                         ' channels into heads of an even width (RoPE rotates channel pairs); '
+                         f'got {num_heads!r}')
+    if lepe_weight is not None and (sizes['kh'] % 2 == 0 or sizes['kw'] % 2 == 0):
+        raise ValueError(f"{check.op}: lepe_weight (C, kh, kw) must have odd kh and kw (a "
+                         f"centred kernel); got {sizes['kh']}x{sizes['kw']}")
+    if lepe_bias is not None and lepe_weight is None:
+        raise ValueError(f'{check.op}: lepe_bias is given without lepe_weight')
+
+
 class Operation(NamedTuple):
-    """One operation: its name (the public function's), its folder, its argument check."""
+    """One operation: its name (the public function's), its folder, its argument check, and
+    the backends that implement it (None: every backend, through the engines); a backend
+    chosen for an operation it does not implement runs ``torch`` instead."""
     name: str
     folder: str
     check: Callable
+    backends: Optional[Tuple[str, ...]] = None
 
 
 OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
@@ -342,7 +382,30 @@ OPERATIONS: Dict[str, Operation] = {op.name: op for op in (
     Operation('cross_scan_selective_scan', 'cross_scan', _check_cross_scan),
     Operation('bidirectional_selective_scan', 'bidirectional', _check_bidirectional),
     Operation('routed_selective_scan', 'routed_scan', _check_routed_scan),
+    Operation('depthwise_conv2d', 'depthwise_conv', _check_depthwise_conv,
+              backends=('naive', 'torch', 'numba')),
+    Operation('linear_attention', 'linear_attention', _check_linear_attention,
+              backends=('naive', 'torch', 'numba')),
 )}
+
+
+def backend_for(op: str, backend: str) -> str:
+    """``backend`` if it implements ``op``, else ``torch`` (e.g. triton for the depthwise
+    convolution: PyTorch's own convolution is what runs on a GPU). Under ``torch.jit`` tracing
+    or ``torch.compile`` these operations run ``torch`` too: their fused CPU kernels work on
+    numpy views, which a traced graph (FLOP counting, export) cannot record."""
+    implemented = OPERATIONS[op].backends
+    if implemented is None:
+        return backend
+    if backend not in implemented or torch.jit.is_tracing() or _compiling():
+        return 'torch'
+    return backend
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, 'compiler', None)
+    return bool(compiler is not None and hasattr(compiler, 'is_compiling')
+                and compiler.is_compiling())
 
 
 def validate(op: str, args: Dict) -> Checker:

@@ -593,6 +593,10 @@ Examples::
     python tools/analysis/benchmark_backbones.py --device cpu --sizes 224 512 1024 --repeat 3
     # Vim vs DeiT at 1248 (the Vim paper's comparison), forward+backward
     python tools/analysis/benchmark_backbones.py --backbones Vim-Ti ViT-Ti --sizes 1248 --train
+    # issue 21's table: each model against its attention peer, interleaved in one process
+    python tools/analysis/benchmark_backbones.py --side-by-side --sizes 512 1024 --rounds 3
+    # ... and the code before a change beside it (a checkout of an older commit)
+    python tools/analysis/benchmark_backbones.py --side-by-side --baseline /path/to/old/tree
     # HRVMamba and its peers (HRNet-W32, HRFormer-S) at the pose and segmentation sizes
     python tools/analysis/benchmark_backbones.py --device cpu --threads 1 --sizes 256x192 512 \\
         --backbones HRVMamba-T HRVMamba-S HRNet-W32 HRFormer-S --rounds 2 --repeat 3
@@ -602,7 +606,8 @@ Examples::
                "num_heads": [1,1,1,1]}}'
 
 Writes <out-dir>/<stem>.{md,json,png} (stem: backbone_scaling); the method (isolation, timing,
-memory) is described in mlla_mm/analysis/benchmark.py.
+memory) is described in mlla_mm/analysis/benchmark.py. With --side-by-side:
+<out-dir>/side_by_side.{md,json}, method in mlla_mm/analysis/side_by_side.py.
 """
 
 
@@ -617,8 +622,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--train', action='store_true', help='time forward + backward')
     parser.add_argument('--warmup', type=int, default=2, help='untimed passes per case')
     parser.add_argument('--repeat', type=int, default=10, help='timed passes per case')
-    parser.add_argument('--rounds', type=int, default=1,
-                        help='sweeps over all cases (interleaved; times pooled)')
+    parser.add_argument('--rounds', type=int, default=None,
+                        help='sweeps over all cases (interleaved; times pooled); default 1, '
+                        '3 with --side-by-side')
     parser.add_argument('--out-dir', default='work_dirs/backbone_scaling')
     parser.add_argument('--stem', default='backbone_scaling',
                         help='file name (without extension) of the .md/.json/.png outputs')
@@ -629,6 +635,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-isolate', action='store_true',
                         help='run cases in this process (faster start, less exact memory)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--side-by-side', action='store_true',
+                        help='all backbones in one process, interleaved, forward and training '
+                        'step, ratios to their peers (Swin-T, ViT-Ti); training memory per '
+                        'model in fresh processes (mlla_mm/analysis/side_by_side.py)')
+    parser.add_argument('--modes', nargs='+', default=['forward', 'train'],
+                        choices=['forward', 'train'], help='--side-by-side: what to time')
+    parser.add_argument('--workers', type=int, default=1,
+                        help='--side-by-side: worker processes per checkout (rounds pooled)')
+    parser.add_argument('--memory-sizes', nargs='*', type=int, default=[512],
+                        help='--side-by-side: sizes of the training-memory measurement')
+    parser.add_argument('--baseline', default=None, metavar='TREE',
+                        help='--side-by-side: also run the code of this source tree (before), '
+                        'alternating with this one')
     parser.add_argument('--merge', nargs='+', default=None, metavar='JSON',
                         help='measure nothing: merge earlier JSON outputs (e.g. one run per '
                         'size) into one table, JSON and plot')
@@ -636,10 +655,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def side_by_side(args) -> None:
+    """``--side-by-side``: each model against its attention peer (and a baseline tree)."""
+    from mlla_mm.analysis.side_by_side import DEFAULT_BACKBONES as SBS
+    from mlla_mm.analysis.side_by_side import markdown, run_side_by_side
+    backbones = args.backbones if args.backbones != list(DEFAULT_BACKBONES) else list(SBS)
+    sizes = args.sizes if args.sizes != list(DEFAULT_SIZES) else [512, 1024]
+    checkouts = [('this', None)] if not args.baseline else [('before', args.baseline),
+                                                             ('after', None)]
+    result = run_side_by_side(backbones, sizes, args.modes, args.rounds or 3, args.workers,
+                              args.memory_sizes, checkouts, args.threads,
+                              args.timeout_per_case * 10)
+    os.makedirs(args.out_dir, exist_ok=True)
+    table = markdown(result)
+    with open(os.path.join(args.out_dir, 'side_by_side.md'), 'w') as f:
+        f.write(table)
+    with open(os.path.join(args.out_dir, 'side_by_side.json'), 'w') as f:
+        json.dump(result, f, indent=1)
+    print(table)
+    print(f'written: {args.out_dir}/side_by_side.{{md,json}}')
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
         _worker_main(args.worker)
+        return
+    if args.side_by_side:
+        side_by_side(args)
         return
     if args.merge:
         results, info, train = merge_results(args.merge)
@@ -662,7 +705,7 @@ def main(argv=None) -> None:
                       with_plot=False)
 
     results = run_benchmark(args.backbones, args.sizes, args.batch, args.train, args.warmup,
-                            args.repeat, args.rounds, device, args.timeout_per_case,
+                            args.repeat, args.rounds or 1, device, args.timeout_per_case,
                             isolate=not args.no_isolate, threads=args.threads,
                             on_case=save_partial)
     summary = summarize(results)

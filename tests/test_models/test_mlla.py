@@ -7,6 +7,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from mlla_kernels.dispatch import numba_status
 from mlla_mm.models.backbones.mlla import MLLA
 from mlla_mm.models.layers import MLLALinearAttention, apply_rope_2d, rope_2d_tables
 from mlla_mm.utils.checkpoint import CheckpointError, load_pretrained
@@ -267,6 +268,35 @@ def test_with_cp_same_outputs_and_grads(monkeypatch):
     with torch.no_grad():
         cp_model(x)
     assert not calls
+
+
+@pytest.mark.skipif(not numba_status()[0], reason=numba_status()[1])
+def test_fused_cpu_kernels_match_the_torch_ops_in_training():
+    """kernel_backend='numba' (fused linear attention, LePE, gate, CPE and dwc) against the
+    PyTorch ops: outputs and every parameter gradient, fp32."""
+    torch.manual_seed(0)
+    models = [MLLA(arch=SMALL, drop_path_rate=0.0, kernel_backend=b) for b in ('torch', 'numba')]
+    models[1].load_state_dict(models[0].state_dict())
+    x = torch.randn(2, 3, 45, 61)
+    results = []
+    for model in models:
+        outs = model(x)
+        loss = sum((o * torch.randn(o.shape, generator=torch.Generator().manual_seed(i))).sum()
+                   for i, o in enumerate(outs))
+        loss.backward()
+        results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
+    (ref, ref_grads), (outs, grads) = results
+    for o, r in zip(outs, ref):
+        assert (o - r).abs().max() <= 1e-5 * r.abs().max()
+    for name, g in ref_grads.items():
+        if name.endswith('downsample.conv.2.conv.bias'):
+            continue        # a bias before BatchNorm: its gradient is 0, both are rounding noise
+        assert (grads[name] - g).abs().max() <= 1e-4 * g.abs().max(), name
+
+
+def test_bad_kernel_backend_lists_the_names():
+    with pytest.raises(ValueError, match="kernel_backend must be one of"):
+        MLLA(arch=SMALL, kernel_backend='cuda')
 
 
 def test_registered_in_mmengine():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from mlla_kernels.dispatch import numba_status
 from mlla_mm.models.backbones.vim import Vim, resize_pos_embed
 from mlla_mm.models.layers import BiMambaMixer, RMSNorm, SimplePyramid
 from mlla_mm.utils.checkpoint import CheckpointError, load_pretrained
@@ -207,6 +208,30 @@ def test_backward_conv_is_the_flipped_causal_conv():
                                flipped.transpose(1, 2))
     torch.testing.assert_close(mixer._conv(tokens, mixer.conv1d, backward=False),
                                mixer.conv1d(x)[..., :9].transpose(1, 2))
+
+
+@pytest.mark.skipif(not numba_status()[0], reason=numba_status()[1])
+def test_fused_cpu_conv_matches_the_torch_convs_with_gradients(monkeypatch):
+    """Both directions' conv + SiLU as one fused kernel (CPU default) against the two
+    PyTorch convs: the mixer's output and every gradient."""
+    torch.manual_seed(0)
+    mixer = BiMambaMixer(16, d_state=4, kernel_backend='numba')
+    with torch.no_grad():
+        mixer.conv1d_b.weight.normal_()           # asymmetric kernels: the flip is seen
+    tokens = torch.randn(2, 9, 16, requires_grad=True)
+    weight = torch.randn(2, 9, 16)
+    assert BiMambaMixer(16)._conv_runs_numba(tokens)      # 'auto' on CPU takes the fused path
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(BiMambaMixer, '_conv_runs_numba', lambda self, x, f=fused: f)
+        mixer.zero_grad()
+        tokens.grad = None
+        out = mixer(tokens)
+        (out * weight).sum().backward()
+        results.append([out.detach(), tokens.grad.clone()]
+                       + [p.grad.clone() for p in mixer.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_mamba_init():

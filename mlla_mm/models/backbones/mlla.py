@@ -14,9 +14,11 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
 
+import mlla_kernels
+
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
-from ..layers import DropPath, MLLALinearAttention, stochastic_depth_rates
+from ..layers import DropPath, MLLALinearAttention, check_kernel_backend, stochastic_depth_rates
 from ..layers.common import init_truncated_normal_
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
@@ -98,7 +100,9 @@ class MLLABlock(TokenBlock):
         x = x + cpe2(x)
         x = x + drop_path(mlp(LN2 x))
 
-    ``cpe1``, ``cpe2`` and ``dwc`` are depthwise 3x3 convs on the token grid.
+    ``cpe1``, ``cpe2`` and ``dwc`` are depthwise 3x3 convs on the token grid, run as
+    :func:`mlla_kernels.depthwise_conv2d` (residual, SiLU fused); the attention, its LePE
+    and the gate ``SiLU(act_proj(LN1 x))`` run as one :func:`mlla_kernels.linear_attention`.
 
     Args:
         embed_dims: channels.
@@ -106,27 +110,39 @@ class MLLABlock(TokenBlock):
         mlp_ratio: hidden/in channels of the MLP.
         qkv_bias: give the attention's query/key projection a bias.
         drop_path_rate: stochastic depth rate of both residual branches.
+        kernel_backend: backend of the block's kernels (``'auto'``: the fused numba kernels
+            on CPU, PyTorch ops on a GPU; ``'numba'``, ``'torch'``, ``'naive'``).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_path_rate: float = 0.0,
-                 init_cfg: Optional[dict] = None):
+                 kernel_backend: str = 'auto', init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         c = embed_dims
-        self.cpe1 = DepthwiseResidual(c)
+        self.kernel_backend = check_kernel_backend(kernel_backend, 'MLLABlock')
+        self.cpe1 = DepthwiseResidual(c, kernel_backend)
         self.norm1 = nn.LayerNorm(c)
         self.in_proj = nn.Linear(c, c)
         self.act_proj = nn.Linear(c, c)
         self.dwc = nn.Conv2d(c, c, 3, padding=1, groups=c)
         self.act = nn.SiLU()
-        self.attn = MLLALinearAttention(c, num_heads, qkv_bias=qkv_bias)
+        self.attn = MLLALinearAttention(c, num_heads, qkv_bias=qkv_bias,
+                                        kernel_backend=kernel_backend)
         self.out_proj = nn.Linear(c, c)
         self.drop_path = DropPath(drop_path_rate)
-        self._add_mlp(c, mlp_ratio, with_cpe=True)
+        self._add_mlp(c, mlp_ratio, with_cpe=True, kernel_backend=kernel_backend)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
-        x = self._gated_mixer_branch(self.cpe1(x, hw_shape), hw_shape, rope_tables)
+        x = self.cpe1(x, hw_shape)
+        b, n, c = x.shape
+        u = self.norm1(x)
+        # tokens as a channels-last map (a view): no NCHW transposes around the convolutions
+        mixed = mlla_kernels.depthwise_conv2d(
+            self.in_proj(u).reshape(b, *hw_shape, c), self.dwc.weight[:, 0], self.dwc.bias,
+            activation='silu', backend=self.kernel_backend)
+        out = self.attn(mixed.reshape(b, n, c), hw_shape, rope_tables, gate=self.act_proj(u))
+        x = x + self.drop_path(self.out_proj(out))
         return self._mlp_branch(x, hw_shape)
 
 
@@ -175,15 +191,17 @@ class MLLAStage(TokenStage):
         with_downsample: end with a patch merging (all stages but the last).
         with_cp: run each block under ``torch.utils.checkpoint`` when grad mode
             is on (saves memory, costs a second forward).
+        kernel_backend: backend of the blocks' kernels (see :class:`MLLABlock`).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_path_rates: Sequence[float] = (),
                  with_downsample: bool = True, with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
+                 kernel_backend: str = 'auto', init_cfg: Optional[dict] = None):
         rates = list(drop_path_rates) or [0.0] * depth
-        blocks = [MLLABlock(embed_dims, num_heads, mlp_ratio, qkv_bias, rates[j])
+        blocks = [MLLABlock(embed_dims, num_heads, mlp_ratio, qkv_bias, rates[j],
+                            kernel_backend=kernel_backend)
                   for j in range(depth)]
         downsample = MLLAPatchMerging(embed_dims) if with_downsample else None
         super().__init__(blocks, downsample, rope_dims=embed_dims, with_cp=with_cp,
@@ -221,6 +239,10 @@ class MLLA(DenseBackbone):
         norm_eval: keep every BatchNorm (stem, downsampling) in eval mode while
             training. Upstream trains them (2 images per GPU).
         with_cp: gradient checkpointing per block (saves memory, slower).
+        kernel_backend: backend of the blocks' kernels (:func:`mlla_kernels.linear_attention`,
+            :func:`mlla_kernels.depthwise_conv2d`): ``'auto'`` (the fused numba kernels on
+            CPU when numba imports, PyTorch ops on a GPU), ``'numba'``, ``'torch'`` or
+            ``'naive'``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads an
             official MLLA checkpoint (the classifier ``head``/``norm`` and the
             fixed-resolution ``attn.rope.rotations`` buffers are dropped, the
@@ -247,6 +269,7 @@ class MLLA(DenseBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 kernel_backend: str = 'auto',
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
@@ -271,13 +294,15 @@ class MLLA(DenseBackbone):
         self.depths = depths
         self.num_heads = num_heads
         self.with_cp = with_cp
+        self.kernel_backend = check_kernel_backend(kernel_backend, 'MLLA')
 
         self.patch_embed = MLLAStem(in_channels, embed_dims)
         rates = stochastic_depth_rates(drop_path_rate, depths)
         self.layers = nn.ModuleList([
             MLLAStage(self.num_features[i], depths[i], num_heads[i], mlp_ratio=mlp_ratio,
                       qkv_bias=qkv_bias, drop_path_rates=rates[i],
-                      with_downsample=i < self.num_stages - 1, with_cp=with_cp)
+                      with_downsample=i < self.num_stages - 1, with_cp=with_cp,
+                      kernel_backend=kernel_backend)
             for i in range(self.num_stages)])
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))

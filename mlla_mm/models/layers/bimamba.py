@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mlla_kernels import bidirectional_selective_scan
+from mlla_kernels import bidirectional_selective_scan, depthwise_conv2d, dispatch
 
 from .common import recompute_in_backward
 from .ssm import SSMInit, check_kernel_backend, resolve_dt_rank
@@ -108,6 +108,27 @@ class BiMambaMixer(BaseModule):
     def _conv_silu(self, x: torch.Tensor, backward: bool) -> torch.Tensor:
         return F.silu(self._conv(x, self.conv1d_b if backward else self.conv1d, backward))
 
+    def _fused_conv_silu(self, x: torch.Tensor) -> torch.Tensor:
+        """Both directions' conv + SiLU as one fused CPU kernel call, (B, L, Di) ->
+        (B, 2, L, Di): x read as a 1 x L channels-last map by two kernels, the causal one
+        and the reversed anti-causal one; it keeps only x for its (recomputing) backward."""
+        k = self.d_conv
+        weight = torch.stack([self.conv1d.weight[:, 0], self.conv1d_b.weight[:, 0].flip(-1)])
+        bias = self.conv1d.bias
+        if bias is not None:
+            bias = torch.stack([bias, self.conv1d_b.bias])
+        out = depthwise_conv2d(x.unsqueeze(1), weight.unsqueeze(2), bias,
+                               padding=((0, k - 1), (0, 0)), activation='silu',
+                               backend='numba')                  # (B, 2, 1, L, Di)
+        return out.squeeze(2)
+
+    def _conv_runs_numba(self, x: torch.Tensor) -> bool:
+        """Whether this call's backend is the fused CPU kernels (else: PyTorch's conv under
+        :func:`recompute_in_backward`, on a GPU, when traced or compiled)."""
+        name = dispatch.resolve_backend(dispatch.request(self.kernel_backend).name, x.device,
+                                        x.dtype)
+        return dispatch.backend_for('depthwise_conv2d', name) == 'numba'
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C).
 
@@ -123,8 +144,11 @@ class BiMambaMixer(BaseModule):
         # x and z as two GEMMs: each comes out contiguous (no strided half of one output)
         x = F.linear(hidden, weight[:di], None if bias is None else bias[:di])
         z = F.linear(hidden, weight[di:], None if bias is None else bias[di:])
-        u = torch.stack([recompute_in_backward(self._conv_silu, x, backward)
-                         for backward in (False, True)], 1)                 # (B, 2, L, Di)
+        if self._conv_runs_numba(x):
+            u = self._fused_conv_silu(x)                                     # (B, 2, L, Di)
+        else:
+            u = torch.stack([recompute_in_backward(self._conv_silu, x, backward)
+                             for backward in (False, True)], 1)             # (B, 2, L, Di)
         x_dbl = torch.matmul(u, torch.stack([self.x_proj.weight, self.x_proj_b.weight])
                              .transpose(1, 2))                              # (B, 2, L, R+2N)
         dt, B, C = x_dbl.split([r, n, n], dim=-1)

@@ -12,6 +12,8 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch import nn
 
+import mlla_kernels
+
 from .rope import rope_2d_tables
 
 HWShape = Tuple[int, int]
@@ -50,13 +52,26 @@ class DepthwiseResidual(nn.Conv2d):
     """CPE (Chu et al.), MLLA's ``cpe1``/``cpe2``: ``x + dwconv3x3(x)`` on tokens.
 
     A ``Conv2d`` itself, so its keys are ``weight`` and ``bias`` as in the official models.
+
+    Args:
+        embed_dims: channels.
+        kernel_backend: ``None`` runs the ``Conv2d`` itself; a backend name runs
+            :func:`mlla_kernels.depthwise_conv2d` on the tokens as a channels-last map with the
+            residual fused (``'auto'``: the fused numba kernels on CPU).
     """
 
-    def __init__(self, embed_dims: int):
+    def __init__(self, embed_dims: int, kernel_backend: Optional[str] = None):
         super().__init__(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
+        self.kernel_backend = kernel_backend
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
-        return x + map_to_tokens(super().forward(tokens_to_map(x, hw_shape)))
+        if self.kernel_backend is None:
+            return x + map_to_tokens(super().forward(tokens_to_map(x, hw_shape)))
+        b, n, c = x.shape
+        out = mlla_kernels.depthwise_conv2d(x.reshape(b, *hw_shape, c), self.weight[:, 0],
+                                            self.bias, residual=True,
+                                            backend=self.kernel_backend)
+        return out.reshape(b, n, c)
 
 
 class TokenBlock(BaseModule):
@@ -72,8 +87,9 @@ class TokenBlock(BaseModule):
       built by :meth:`_add_mlp` (``cpe2``, ``norm2``, ``mlp``).
     """
 
-    def _add_mlp(self, embed_dims: int, mlp_ratio: float, with_cpe: bool) -> None:
-        self.cpe2 = DepthwiseResidual(embed_dims) if with_cpe else None
+    def _add_mlp(self, embed_dims: int, mlp_ratio: float, with_cpe: bool,
+                 kernel_backend: Optional[str] = None) -> None:
+        self.cpe2 = DepthwiseResidual(embed_dims, kernel_backend) if with_cpe else None
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = TokenMlp(embed_dims, int(embed_dims * mlp_ratio))
 
