@@ -152,13 +152,14 @@ def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
 
     Route k visits the pixels of the H x W map in the order of ``routes[k]`` (see
     :mod:`mlla_kernels.route_tables`: raster, snake, zigzag and spiral walks, each optionally
-    reversed); it reads the one map u, its own delta, B and C at the pixel it visits, and its
-    output is put back at that pixel. Route k uses channels k*Di ... (k+1)*Di - 1 of A, D and
-    delta_bias and group k of B, C. With the default routes and ``merge=True`` this is
-    :func:`cross_scan_selective_scan` with ``directions=4``.
+    reversed); it reads the one map u (or its own map u[:, k]), its own delta, B and C at the
+    pixel it visits, and its output is put back at that pixel. Route k uses channels
+    k*Di ... (k+1)*Di - 1 of A, D and delta_bias and group k of B, C. With the default routes
+    and ``merge=True`` this is :func:`cross_scan_selective_scan` with ``directions=4``.
 
     Args:
-        u: (batch, Di, H, W), the one map all routes read.
+        u: (batch, Di, H, W), the one map all routes read; or (batch, K, Di, H, W), one map
+            per route (several scans over different maps in one call, e.g. MHS-VM's heads).
         delta: (batch, K, Di, H, W), per route, in pixel (row-major) layout.
         A: (K*Di, N).
         B, C: (batch, K, N, H, W), per route, in pixel layout.

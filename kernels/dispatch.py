@@ -289,9 +289,11 @@ def _check_selective_scan(check, u, delta, A, B, C, D=None, z=None, delta_bias=N
                          f"multiple of the group count G={check.sizes['G']}")
 
 
-def _check_map_scan(check, u, delta, A, B, C, D=None, delta_bias=None, n_routes=4):
+def _check_map_scan(check, u, delta, A, B, C, D=None, delta_bias=None, n_routes=4,
+                    u_per_route=False):
     check.sizes['K'] = n_routes
-    check.shape('u', u, ('batch', 'Di', 'H', 'W'))
+    u_dims = ('batch', 'K', 'Di', 'H', 'W') if u_per_route else ('batch', 'Di', 'H', 'W')
+    check.shape('u', u, u_dims)
     check.shape('delta', delta, ('batch', 'K', 'Di', 'H', 'W'))
     check.sizes['K*Di'] = n_routes * check.sizes['Di']
     check.shape('A', A, ('K*Di', 'N'))
@@ -311,7 +313,9 @@ def _check_cross_scan(check, u, delta, A, B, C, D=None, delta_bias=None, directi
 
 
 def _check_routed_scan(check, u, delta, A, B, C, D=None, delta_bias=None, routes=(), **_):
-    _check_map_scan(check, u, delta, A, B, C, D, delta_bias, len(routes))
+    # u is the one map all routes read, or (5 dims) one map per route
+    _check_map_scan(check, u, delta, A, B, C, D, delta_bias, len(routes),
+                    u_per_route=isinstance(u, torch.Tensor) and u.dim() == 5)
 
 
 def _check_bidirectional(check, u, delta, A, B, C, D=None, z=None, delta_bias=None, **_):

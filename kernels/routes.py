@@ -46,9 +46,11 @@ def selective_scan(engine, u, delta, A, B, C, D=None, z=None, delta_bias=None,
 
 def routed_selective_scan(engine, u, delta, A, B, C, D=None, delta_bias=None,
                           delta_softplus=True, routes=CROSS_SCAN_ROUTES[4], merge=True):
-    """K routes given as data over the (H, W) map, all reading the one map u."""
-    k, dim, n_state = len(routes), u.shape[1], A.shape[1]
-    y, _ = engine(u.unsqueeze(1), delta, A.reshape(k, dim, n_state), B.unsqueeze(2),
+    """K routes given as data over the (H, W) map, all reading the one map u (batch, Di, H, W)
+    or each its own (u (batch, K, Di, H, W))."""
+    k, dim, n_state = len(routes), u.shape[-3], A.shape[1]
+    u_routes = u if u.dim() == 5 else u.unsqueeze(1)
+    y, _ = engine(u_routes, delta, A.reshape(k, dim, n_state), B.unsqueeze(2),
                   C.unsqueeze(2), D=_optional(D, lambda t: t.reshape(k, dim)),
                   delta_bias=_optional(delta_bias, lambda t: t.reshape(k, dim)),
                   delta_softplus=delta_softplus, routes=routes, merge=merge)

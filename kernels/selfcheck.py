@@ -8,9 +8,9 @@ same operation on a small generated problem of the same configuration through th
 the ``torch`` backends, forward and backward, and compares the output and every input gradient.
 
 - Configuration = operation, device, the dtype of each input (and which optional inputs are
-  given), state size N, routes K (cross-scan; for the routed scan the routes themselves and
-  whether they are merged) and groups G (grouped B/C). Each is checked once per process;
-  results are kept in memory (:func:`results`).
+  given), state size N, routes K (cross-scan; for the routed scan the routes themselves,
+  whether they are merged and whether each reads its own map u) and groups G (grouped B/C).
+  Each is checked once per process; results are kept in memory (:func:`results`).
 - A mismatch beyond :data:`TOLERANCE` (max abs error over the reference's max magnitude), a
   non-finite value or an exception from the Triton kernels fails the check: one
   :class:`KernelSelfCheckWarning` with the numbers, and from then on ``backend='auto'`` runs that
@@ -136,6 +136,7 @@ def _structure(op: str, sizes: Dict[str, int], args: Dict) -> Dict[str, object]:
     if op == 'routed_selective_scan':
         structure['routes'] = ','.join(map(str, args['routes']))
         structure['merge'] = bool(args['merge'])
+        structure['u_per_route'] = args['u'].dim() == 5
     return structure
 
 
@@ -221,7 +222,8 @@ def make_problem(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
     elif op == 'routed_selective_scan':
         routes = as_routes(structure['routes'].split(','))
         k, dim, h, w = len(routes), p['channels'], p['height'], p['width']
-        t = dict(u=randn(batch, dim, h, w), delta=delta(batch, k, dim, h, w), A=A(k * dim, n),
+        u_shape = (batch, k, dim, h, w) if structure.get('u_per_route') else (batch, dim, h, w)
+        t = dict(u=randn(*u_shape), delta=delta(batch, k, dim, h, w), A=A(k * dim, n),
                  B=randn(batch, k, n, h, w), C=randn(batch, k, n, h, w), D=randn(k * dim),
                  delta_bias=randn(k * dim, scale=0.5))
         kwargs = dict(delta_softplus=True, routes=routes, merge=structure['merge'])
@@ -297,7 +299,8 @@ def check(op: str, device, dtypes: Dict[str, torch.dtype], n_state: int,
 
 
 # the configurations our backbones run: VMamba v2 (N=1) and v0/v1 (N=16) cross-scans,
-# Vim's bidirectional scan, a plain scan with every option, MHS-VM's heads (routed, apart)
+# Vim's bidirectional scan, a plain scan with every option, MHS-VM's four heads in one call
+# (16 routes over per-route maps, apart)
 STANDARD = [
     ('selective_scan', 16, {}, ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')),
     ('cross_scan_selective_scan', 1, {'K': 4}, ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')),
@@ -305,7 +308,9 @@ STANDARD = [
     ('bidirectional_selective_scan', 16, {},
      ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')),
     ('routed_selective_scan', 16,
-     {'K': 4, 'routes': 'snake_row,snake_row~,spiral,spiral_flip~', 'merge': False},
+     {'K': 16, 'merge': False, 'u_per_route': True,
+      'routes': 'snake_row,snake_row~,snake_col,snake_col~,zigzag,zigzag~,zigzag_mirror,'
+                'zigzag_mirror~,spiral,spiral~,spiral_flip,spiral_flip~,row,row~,col,col~'},
      ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')),
 ]
 

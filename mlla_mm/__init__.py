@@ -1,8 +1,11 @@
 """mlla-mm: Mamba-era vision backbones for mmdet/mmseg/mmpretrain (OpenMMLab 2.0 plugin).
 
-Families: MLLA, VMamba, Vim, MambaOut and DemystifyNet (the ablation models of "Demystify
-Mamba in Vision"), each a :class:`~mlla_mm.models.backbones.DenseBackbone`; their scans run on
-:mod:`mlla_kernels` (Triton on GPU, fused numba kernels on CPU).
+Families: MLLA, VMamba, Vim, MambaOut, DemystifyNet (the ablation models of "Demystify
+Mamba in Vision") and MHS-VM (VMUNet, VM-UNet with Multi-Head Scan blocks for binary medical
+segmentation, and MHSVMamba, VMamba's frame with MHS mixers), each a
+:class:`~mlla_mm.models.backbones.DenseBackbone`; their scans run on :mod:`mlla_kernels`
+(Triton on GPU, fused numba kernels on CPU), MHS-VM's over routes given as data (snake,
+zigzag, spiral, raster).
 
 Importing this package applies the compatibility shims (:mod:`mlla_mm.compat`)
 and registers every model into the registries of mmengine and of whichever of

@@ -1,7 +1,7 @@
 """One helper that registers a class into every installed OpenMMLab registry.
 
-A backbone is written once and becomes visible to mmengine, mmdet, mmseg and
-mmpretrain alike, whichever of them are installed (any subset, or none).
+A backbone is written once and becomes visible to mmengine, mmdet, mmseg,
+mmpretrain and mmpose alike, whichever of them are installed (any subset, or none).
 
 Usage::
 
@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 # Codebases whose registries we fill, in order. mmengine's root registries are
 # always filled, so `mmengine.registry.MODELS.build(...)` works without any codebase.
-CODEBASES: Tuple[str, ...] = ('mmdet', 'mmseg', 'mmpretrain')
+CODEBASES: Tuple[str, ...] = ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
 
 _REGISTERED: Dict[str, List[type]] = {}
 

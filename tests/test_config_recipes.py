@@ -20,6 +20,11 @@ Sources (read at the commits named in the configs' headers):
   ``det/projects/ViTDet/configs/COCO/cascade_mask_rcnn_vimdet_t_100ep_adj1.py``.
 * MambaOut: the paper (arXiv 2405.07992, Sec. 4.3/4.4) and the authors' answers in
   yuweihao/MambaOut#251 (Swin config, lr 1e-4, drop path T 0.3 / S 0.3-0.4 / B 0.6).
+* HRVMamba: zhanghao5201/HRVMamba (7222bc4)
+  ``semantic_segmentation/configs/hrvmamba/hrvmamba_base_160k_ade20k-512x512_base.py`` (on
+  mmseg's upernet_swin / schedule_160k); no detection recipe upstream: ours is the Swin 1x.
+* HRVMamba pose: zhanghao5201/HRVMamba ``pose_estimation/configs/cocofinal/
+  td-hm_hrvmamba_{tiny,small,base}_8xb32-210e_coco-{256x192,384x288}.py`` (mmpose 1.3.1).
 * MHS-VM: PixDeep/MHS-VM ``configs/config_setting.py``, ``utils.py`` (transforms, BceDiceLoss)
   and ``test.py`` (t = 0.4 at test time, set with --cfg-options). The MHS VMamba-style
   backbone has no upstream recipe: its UperNet / Mask R-CNN configs take VMamba-T's.
@@ -172,6 +177,72 @@ SEG_VIM_60K = {
     'train_pipeline': SEG_TRAIN,
     'test_pipeline': SEG_TEST,
 }
+
+
+# mmpose's top-down heatmap recipe as HRVMamba's COCO configs set it.
+def pose_codec(width, height, sigma):
+    return dict(type='MSRAHeatmap', input_size=(width, height),
+                heatmap_size=(width // 4, height // 4), sigma=sigma)
+
+
+def pose_pipelines(codec):
+    affine = dict(type='TopdownAffine', input_size=codec['input_size'])
+    return {
+        'train_pipeline': [
+            dict(type='LoadImage'), dict(type='GetBBoxCenterScale'),
+            dict(type='RandomFlip', direction='horizontal'), dict(type='RandomHalfBody'),
+            dict(type='RandomBBoxTransform'), affine,
+            dict(type='GenerateTarget', encoder=codec), dict(type='PackPoseInputs')],
+        'test_pipeline': [dict(type='LoadImage'), dict(type='GetBBoxCenterScale'), affine,
+                          dict(type='PackPoseInputs')],
+    }
+
+
+def td_hm_hrvmamba(arch, c0, drops, checkpoint, codec, batch, val_interval=2):
+    drop_path, ssm_drop, mlp_drop = drops
+    return {
+        'default_scope': 'mmpose',
+        'model.type': 'TopdownPoseEstimator',
+        'model.data_preprocessor': dict(type='PoseDataPreprocessor',
+                                        mean=[123.675, 116.28, 103.53],
+                                        std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
+        'model.backbone.type': 'HRVMamba', 'model.backbone.arch': arch,
+        'model.backbone.out_indices': (0,), 'model.backbone.with_out_norms': False,
+        'model.backbone.esinb_drop_path': False,
+        'model.backbone.drop_path_rate': drop_path, 'model.backbone.ssm_drop_rate': ssm_drop,
+        'model.backbone.mlp_drop_rate': mlp_drop,
+        'model.backbone.norm_cfg': dict(type='SyncBN', requires_grad=True),
+        'model.backbone.init_cfg': dict(type='Pretrained',
+                                        checkpoint=f'checkpoints/{checkpoint}'),
+        'model.head': dict(type='HeatmapHead', in_channels=c0, out_channels=17,
+                           deconv_out_channels=None, decoder=codec,
+                           loss=dict(type='KeypointMSELoss', use_target_weight=True)),
+        'model.test_cfg': dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True),
+        'optim_wrapper.optimizer': dict(type='AdamW', lr=5e-4, betas=(0.9, 0.999),
+                                        weight_decay=0.01),
+        'optim_wrapper.paramwise_cfg.custom_keys': {
+            'relative_position_bias_table': {'decay_mult': 0.0}},
+        'param_scheduler': [
+            dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),
+            dict(type='MultiStepLR', begin=0, end=210, milestones=[170, 200], gamma=0.1,
+                 by_epoch=True)],
+        'train_cfg.max_epochs': 210,
+        'train_cfg.val_interval': val_interval,
+        'auto_scale_lr.base_batch_size': 256,
+        'train_dataloader.batch_size': batch,   # x 8 GPUs
+        'val_dataloader.batch_size': batch,
+        'train_dataloader.dataset.type': 'CocoDataset',
+        'train_dataloader.dataset.data_mode': 'topdown',
+        'test_dataloader.dataset.bbox_file':
+            'data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json',
+        'test_evaluator.type': 'CocoMetric',
+        'default_hooks.checkpoint.save_best': 'coco/AP',
+        **pose_pipelines(codec),
+    }
+
+
+POSE_256 = pose_codec(192, 256, 2)
+POSE_384 = pose_codec(288, 384, 3)
 
 
 # MHS-VM / VM-UNet on ISIC (configs/config_setting.py): from scratch, 256^2, batch 32,
@@ -381,6 +452,36 @@ RECIPES = {
     'upernet_mambaout_b.py': {**SEG_MAMBAOUT,
                               **backbone('MambaOut', 'base', 0.6, 'mambaout_base.pth'),
                               **seg_channels([128, 256, 512, 768])},
+    'upernet_hrvmamba_b.py': {
+        **SEG_SWIN_160K,
+        'optim_wrapper.paramwise_cfg.custom_keys': {'norm': {'decay_mult': 0.0}},
+        'param_scheduler': [
+            dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=1500),
+            dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000,
+                 by_epoch=False)],
+        **backbone('HRVMamba', 'base', 0.15, 'hrvmamba_base_best.pth', with_neck=True,
+                   out_indices=(0, 1, 2, 3), norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        **seg_channels([128, 256, 512, 2048])},
+    'mask_rcnn_hrvmamba_s.py': {**DET_SWIN_1X,
+                                **backbone('HRVMamba', 'small', 0.1, 'hrvmamba_small_best.pth',
+                                           out_indices=(0, 1, 2, 3)),
+                                **det_channels([32, 64, 128, 256])},
+    'mask_rcnn_hrvmamba_b.py': {**DET_SWIN_1X,
+                                **backbone('HRVMamba', 'base', 0.2, 'hrvmamba_base_best.pth',
+                                           out_indices=(0, 1, 2, 3)),
+                                **det_channels([80, 160, 320, 640])},
+    # -- HRVMamba pose (every field upstream's; batch per GPU as upstream's files set it) ---
+    'td-hm_hrvmamba_t_coco-256x192.py': td_hm_hrvmamba(
+        'tiny', 16, (0.0, 0.0, 0.0), 'hrvmamba_tinynew_best.pth', POSE_256, batch=128),
+    'td-hm_hrvmamba_s_coco-256x192.py': td_hm_hrvmamba(
+        'small', 32, (0.1, 0.1, 0.1), 'hrvmamba_small_best.pth', POSE_256, batch=64),
+    'td-hm_hrvmamba_b_coco-256x192.py': td_hm_hrvmamba(
+        'base', 80, (0.2, 0.0, 0.0), 'hrvmamba_base_best.pth', POSE_256, batch=64),
+    'td-hm_hrvmamba_s_coco-384x288.py': td_hm_hrvmamba(
+        'small', 32, (0.1, 0.1, 0.1), 'hrvmamba_small_best.pth', POSE_384, batch=64),
+    'td-hm_hrvmamba_b_coco-384x288.py': td_hm_hrvmamba(
+        'base', 80, (0.6, 0.2, 0.2), 'hrvmamba_base_best.pth', POSE_384, batch=32,
+        val_interval=1),
     # -- MHS-VM (upstream trains ISIC18 with t = 0.5, ISIC17 with t = 0.0) ------------------
     'vmunet_mhs_4h_isic18.py': mhs_isic(4, 18, 0.5),
     'vmunet_mhs_3h_isic18.py': mhs_isic(3, 18, 0.5),

@@ -1,7 +1,9 @@
 """Every config under configs/ parses, builds its model, and runs a forward pass."""
 import glob
+import importlib
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,7 +35,7 @@ def test_there_are_configs_for_every_model():
 @pytest.mark.parametrize('path', CONFIGS)
 def test_config_parses(path):
     cfg = _load(path)
-    assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
+    assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
     assert 'mlla_mm' in cfg.custom_imports['imports'], 'stock tools need custom_imports'
     from mlla_mm.registry import registered
     assert cfg.model.backbone.type in {cls.__name__ for cls in registered('MODELS')}
@@ -50,6 +52,16 @@ def _small_batch(scope, size=(64, 96)):
     elif scope == 'mmpretrain':
         from mmpretrain.structures import DataSample
         sample = DataSample(metainfo=meta)
+    elif scope == 'mmpose':   # a person crop: what the top-down model decodes back with
+        from mmengine.structures import InstanceData
+        from mmpose.datasets.datasets.utils import parse_pose_metainfo
+        from mmpose.structures import PoseDataSample
+        coco = parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py'))
+        sample = PoseDataSample(metainfo=dict(
+            meta, input_size=(w, h), input_center=np.array([w / 2, h / 2]),
+            input_scale=np.array([w, h]), flip_indices=coco['flip_indices']))
+        sample.gt_instances = InstanceData(bboxes=np.array([[0.0, 0.0, w, h]]),
+                                           bbox_scores=np.ones(1))
     else:
         from mmseg.structures import SegDataSample
         sample = SegDataSample(metainfo=meta)
@@ -63,23 +75,24 @@ def test_model_builds_and_runs(path):
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.default_scope)
-    if cfg.default_scope == 'mmdet':
-        from mmdet.registry import MODELS
-    elif cfg.default_scope == 'mmpretrain':
-        from mmpretrain.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
+    MODELS = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
     cfg.model.backbone.pop('init_cfg', None)      # no network, no checkpoint files in tests
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.init_weights()
     model.eval()
+    # pose: one person crop, at a quarter of the configs' smallest input (64x48)
+    size = (64, 48) if cfg.default_scope == 'mmpose' else (64, 96)
     with torch.no_grad():
-        out = model.test_step(_small_batch(cfg.default_scope))
+        out = model.test_step(_small_batch(cfg.default_scope, size))
     assert len(out) == 1
     if cfg.default_scope == 'mmdet':
         assert out[0].pred_instances.bboxes.shape[-1] == 4
     elif cfg.default_scope == 'mmpretrain':
         assert out[0].pred_score.shape == (cfg.model.head.num_classes, )
+    elif cfg.default_scope == 'mmpose':
+        keypoints = out[0].pred_instances.keypoints
+        assert keypoints.shape == (1, 17, 2) and np.isfinite(keypoints).all()
+        assert out[0].pred_instances.keypoint_scores.shape == (1, 17)
     else:
         assert out[0].pred_sem_seg.data.shape[-2:] == (64, 96)
 

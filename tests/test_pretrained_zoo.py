@@ -54,7 +54,9 @@ def test_trunk_has_no_dense_only_modules(backbone):
     small = dict(MLLA=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
                  VMamba=dict(preset='tiny', embed_dims=16, depths=[1, 1, 1, 1]),
                  Vim=dict(embed_dims=32, depth=4),
-                 MambaOut=dict(dims=[8, 16, 24, 32], depths=[1, 1, 1, 1]))[backbone]
+                 MambaOut=dict(dims=[8, 16, 24, 32], depths=[1, 1, 1, 1]),
+                 HRVMamba=dict(stage1_channels=8, channels=[16, 16, 16, 16], num_modules=(1, 1, 1),
+                               num_blocks=1))[backbone]
     keys = MODELS.build(dict(type=backbone, arch=small, **IMAGENET_TRUNK[backbone])).state_dict()
     dense_only = [k for k in keys if k.split('.')[0] in
                   {f'{p}{i}' for p in ('norm', 'outnorm', 'fpn') for i in range(5)}]

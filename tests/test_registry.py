@@ -14,7 +14,7 @@ def test_our_backbones_are_registered():
     assert 'MLLA' in BACKBONES
 
 
-@pytest.mark.parametrize('codebase', ['mmdet', 'mmseg', 'mmpretrain'])
+@pytest.mark.parametrize('codebase', ['mmdet', 'mmseg', 'mmpretrain', 'mmpose'])
 def test_lookup_from_each_codebase(codebase):
     mod = pytest.importorskip(f'{codebase}.registry')
     from mmengine.registry import MODELS as ROOT
@@ -51,7 +51,7 @@ def test_import_without_any_codebase():
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('mmdet', 'mmseg', 'mmpretrain', 'mmcv'):
+        if name.split('.')[0] in ('mmdet', 'mmseg', 'mmpretrain', 'mmpose', 'mmcv'):
             raise ImportError('blocked for this test: ' + name)
 sys.meta_path.insert(0, Block())
 import mlla_mm
@@ -59,7 +59,7 @@ from mlla_mm.registry import installed_codebases
 assert installed_codebases() == [], installed_codebases()
 from mmengine.registry import MODELS
 m = MODELS.build(dict(type='MLLA', arch=dict(embed_dims=16, depths=[1,1,1,1], num_heads=[1,1,2,2])))
-assert not any(k.startswith(('mmdet', 'mmseg', 'mmcv')) for k in sys.modules)
+assert not any(k.startswith(('mmdet', 'mmseg', 'mmpose', 'mmcv')) for k in sys.modules)
 print('OK')
 '''
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)

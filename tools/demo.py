@@ -3,6 +3,7 @@
     python tools/demo.py                 # Mask R-CNN + MLLA on the generated COCO-format data
     python tools/demo.py --task seg      # UperNet + MLLA on the generated ADE20K-layout data
     python tools/demo.py --task medseg   # VM-UNet + MHS on the generated ISIC-layout lesions
+    python tools/demo.py --task pose     # top-down HRVMamba on the generated COCO keypoints
     python tools/demo.py --task all
 
 Prints the metrics before and after training and writes them to
@@ -34,7 +35,18 @@ TASKS = {
     'medseg': dict(config='configs/demo/vmunet_mhs_demo.py', kind='isic',
                    data_root='data/demo_isic', curve_options=['train_cfg.val_interval=100'],
                    keys=('IoU', 'Dice', 'Accuracy', 'Sensitivity', 'Specificity')),
+    'pose': dict(config='configs/demo/td-hm_hrvmamba_demo.py', kind='coco_pose',
+                 data_root='data/demo_coco_pose', curve_options=['train_cfg.val_interval=1'],
+                 keys=('coco/AP', 'coco/AP .5', 'coco/AP .75', 'coco/AR')),
 }
+
+
+def _generator(kind):
+    from mlla_mm.datasets import demo_data, demo_medseg, demo_pose
+    return {'coco': demo_data.generate_coco_instance,
+            'ade20k': demo_data.generate_ade20k_semantic,
+            'isic': demo_medseg.generate_isic_lesions,
+            'coco_pose': demo_pose.generate_coco_pose}[kind]
 
 
 def run(cmd, log):
@@ -69,9 +81,10 @@ def write_pictures(config, checkpoint, work_dir, data_root, metric_keys, before_
     dataset = DATASETS.build(model.cfg.val_dataloader.dataset)
     visualizer = visualize.make_visualizer(model, name='mlla_mm_demo')
     written, drawn = [], []
-    for index in visualize.pick_evenly(len(dataset), num_images):
+    for indices in _pictured_images(model, dataset, num_images):
         with torch.no_grad():
-            sample = model.test_step(pseudo_collate([dataset[index]]))[0]
+            samples = model.test_step(pseudo_collate([dataset[i] for i in indices]))
+        sample = visualize.merge_pose_samples(samples) if len(indices) > 1 else samples[0]
         image = inference.read_image(sample.img_path)
         picture = (visualize.draw_binary_masks(image, sample) if binary else
                    visualize.draw_sample(visualizer, image, sample, with_gt=True))
@@ -86,6 +99,19 @@ def write_pictures(config, checkpoint, work_dir, data_root, metric_keys, before_
         metric_keys=metric_keys, before_training=before_training,
         title=f'{osp.basename(config)} on {osp.basename(data_root.rstrip("/"))}'))
     return written
+
+
+def _pictured_images(model, dataset, num_images):
+    """Dataset indices of ``num_images`` validation images, one list per image: a
+    top-down pose dataset holds one item per person, and a picture shows them all."""
+    from mlla_mm.utils.visualize import pick_evenly
+    if model.codebase != 'mmpose':
+        return [[i] for i in pick_evenly(len(dataset), num_images)]
+    by_image = {}
+    for i in range(len(dataset)):
+        by_image.setdefault(dataset.get_data_info(i)['img_id'], []).append(i)
+    images = sorted(by_image)
+    return [by_image[images[k]] for k in pick_evenly(len(images), num_images)]
 
 
 def _metric(value):
@@ -103,13 +129,9 @@ def run_task(name, args):
         data_root = osp.abspath(args.data_root)
         print(f'[demo] using the data at {data_root}', flush=True)
     else:
-        from mlla_mm.datasets import demo_data, demo_medseg
         data_root = osp.join(ROOT, task['data_root'])
         t0 = time.time()
-        generate = dict(coco=demo_data.generate_coco_instance,
-                        ade20k=demo_data.generate_ade20k_semantic,
-                        isic=demo_medseg.generate_isic_lesions)[task['kind']]
-        summary = generate(data_root, seed=args.seed)
+        summary = _generator(task['kind'])(data_root, seed=args.seed)
         print(f'[demo] data at {task["data_root"]} ({time.time() - t0:.1f} s): {summary}',
               flush=True)
     data_args = ['--data-root', data_root] if args.data_root else []
@@ -152,12 +174,13 @@ def run_task(name, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--task', choices=['det', 'seg', 'medseg', 'all'], default='det')
+    parser.add_argument('--task', choices=[*TASKS, 'all'], default='det')
     parser.add_argument('--config', help='demo config to use instead of the default')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--seed', type=int, default=0, help='seed of the generated data')
     parser.add_argument('--data-root', help='run on the data in DIR (COCO layout for det, '
-                        'ADE20K layout for seg, ISIC layout for medseg) instead of '
+                        'ADE20K layout for seg, ISIC layout for medseg, COCO person keypoints '
+                        'for pose) instead of '
                         'generating it')
     parser.add_argument('--num-pictures', type=int, default=4,
                         help='validation images drawn with their predictions (default 4)')
@@ -166,7 +189,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     names = list(TASKS) if args.task == 'all' else [args.task]
     if args.data_root and len(names) > 1:
-        parser.error('--data-root runs one task: pass --task det, seg or medseg')
+        parser.error(f'--data-root runs one task: pass --task with one of {list(TASKS)}')
     results = {name: run_task(name, args) for name in names}
     os.makedirs(args.work_dir, exist_ok=True)
     out = osp.join(args.work_dir, 'demo_results.json')

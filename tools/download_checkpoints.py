@@ -13,6 +13,10 @@ download resumes where it stopped when run again; a file only gets its final nam
 is complete and loads into its backbone with every backbone tensor present; its sha256 is
 recorded in ``checkpoints/manifest.json``. The table: ``mlla_mm/utils/pretrained_zoo.py``.
 Exit status 1 if any file failed.
+
+Google Drive links (HRVMamba) cannot be fetched here (Drive answers large files with a
+virus-scan confirmation page): download them by hand to ``checkpoints/FILE`` and run the
+same command, which then verifies and records them (the error prints the link).
 """
 import argparse
 import os.path as osp
@@ -20,7 +24,8 @@ import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mlla_mm.utils import download as dl  # noqa: E402
-from mlla_mm.utils.pretrained_zoo import OFFICIAL_CHECKPOINTS, by_file, select  # noqa: E402
+from mlla_mm.utils.pretrained_zoo import (OFFICIAL_CHECKPOINTS, by_file,  # noqa: E402
+                                          needs_manual_download, select)
 
 
 def files_of_config(path: str):
@@ -59,7 +64,16 @@ def print_table(folder: str) -> None:
         here = osp.exists(osp.join(folder, c.file))
         state = ('verified' if manifest.get(c.file, {}).get('verified') else 'present') \
             if here else '-'
-        print(f'| {c.file} | {c.backbone} | {c.arch} | {c.top1} | {state} | {c.url} |')
+        manual = ' (manual download)' if needs_manual_download(c.url) else ''
+        print(f'| {c.file} | {c.backbone} | {c.arch} | {c.top1} | {state} | {c.url}{manual} |')
+
+
+def manual_download_error(entry, folder: str) -> str:
+    target = osp.join(folder, entry.file)
+    return (f'{entry.file}: {entry.url} is a Google Drive link, which this downloader cannot '
+            'fetch (Drive answers large files with a confirmation page, not the file). Open '
+            f'the link in a browser (or run `gdown --fuzzy {entry.url} -O {target}`), save the '
+            f'file as {target}, then run this command again: it verifies and records it.')
 
 
 def main(argv=None) -> int:
@@ -108,6 +122,11 @@ def main(argv=None) -> int:
     failed = []
     for entry in entries:
         url = f'{args.mirror.rstrip("/")}/{entry.file}' if args.mirror else None
+        if (url is None and needs_manual_download(entry.url)
+                and not osp.exists(osp.join(args.dir, entry.file))):
+            print(f'ERROR {manual_download_error(entry, args.dir)}', file=sys.stderr)
+            failed.append(entry.file)
+            continue
         try:
             dl.fetch(entry, args.dir, url=url, verify_file=not args.no_verify, force=args.force,
                      retries=args.retries, timeout=args.timeout, progress=not args.quiet)

@@ -82,7 +82,7 @@ if ! mmcv_ok; then
   echo "$TORCH_STAMP" > "$MMCV_STAMP_FILE"
 fi
 
-# 4. the OpenMMLab codebases and the rest, then this package (editable).
+# 4. the OpenMMLab codebases and the rest, then this package (editable). mmpose: step 5.
 REQ_STAMP_FILE=$VENV/.requirements-stamp
 REQ_HASH=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$REQ_STAMP_FILE" ] || [ "$(cat "$REQ_STAMP_FILE")" != "$REQ_HASH" ]; then
@@ -90,5 +90,32 @@ if [ ! -f "$REQ_STAMP_FILE" ] || [ "$(cat "$REQ_STAMP_FILE")" != "$REQ_HASH" ]; 
   $PIP install -q -r requirements.txt
   $PIP install -q --no-build-isolation --no-deps -e .
   echo "$REQ_HASH" > "$REQ_STAMP_FILE"
+fi
+# 5. mmpose (the pose configs) with --no-deps, because its declared requirements cannot be met
+#    as declared here, although the code we use runs fine (tests/test_pose*.py):
+#    - its `mim` extra asks for mmdet < 3.3 (we pin 3.3.0; mmpose imports only mmdet.utils/apis);
+#    - `chumpy` (SMPL helpers mmpose never imports) does not build with current pip/setuptools;
+#    - xtcocotools' PyPI wheels are compiled against numpy 1.x and refuse to import under numpy 2
+#      ("numpy.dtype size changed"): we compile it from its sdist against the installed numpy
+#      (Cython is its build tool; its setup.py imports numpy, hence --no-build-isolation).
+#      pip caches the built wheel, so a second machine with the same cache skips the compile.
+#    Then the pure-python modules mmpose imports (requirements.txt: json-tricks, munkres).
+#    Nothing here can replace torch, mmcv or mmdet: every install is --no-deps.
+MMPOSE_VERSION=1.3.2
+XTCOCOTOOLS_VERSION=1.14.3
+POSE_STAMP_FILE=$VENV/.mmpose-stamp
+POSE_STAMP="mmpose-$MMPOSE_VERSION xtcocotools-$XTCOCOTOOLS_VERSION numpy-$("$VPY" -c 'import numpy; print(numpy.__version__)')"
+mmpose_ok() {
+  [ -f "$POSE_STAMP_FILE" ] && [ "$(cat "$POSE_STAMP_FILE")" = "$POSE_STAMP" ] && \
+    "$VPY" -c 'import mmpose.apis, mmpose.models, mmpose.datasets, mmpose.evaluation' >/dev/null 2>&1
+}
+if ! mmpose_ok; then
+  log "installing mmpose $MMPOSE_VERSION (--no-deps) and xtcocotools $XTCOCOTOOLS_VERSION (compiled for this numpy)"
+  $PIP install -q "cython>=3"
+  $PIP install -q --no-deps --no-build-isolation --no-binary xtcocotools \
+    "xtcocotools==$XTCOCOTOOLS_VERSION"
+  $PIP install -q --no-deps "mmpose==$MMPOSE_VERSION"
+  "$VPY" -c 'import mmpose.apis, mmpose.models, mmpose.datasets, mmpose.evaluation'
+  echo "$POSE_STAMP" > "$POSE_STAMP_FILE"
 fi
 log "environment ready: $VENV"

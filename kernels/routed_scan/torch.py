@@ -27,10 +27,11 @@ def routed_selective_scan_torch(u, delta, A, B, C, D=None, delta_bias=None, delt
     """See :func:`mlla_kernels.routed_selective_scan`; ``plan`` (block_len, chunk_len) goes to
     the scan."""
     routes = as_routes(routes)
-    batch, dim, height, width = u.shape
+    batch, (dim, height, width) = u.shape[0], u.shape[-3:]
     k, length = len(routes), height * width
     order, inverse = route_table(routes, height, width, u.device)
-    us = _in_route_order(u.unsqueeze(1).expand(batch, k, dim, height, width), order)
+    per_route = u if u.dim() == 5 else u.unsqueeze(1)
+    us = _in_route_order(per_route.expand(batch, k, dim, height, width), order)
     deltas, Bs, Cs = (_in_route_order(t, order) for t in (delta, B, C))
     ys = selective_scan_torch(us.reshape(batch, k * dim, length),
                               deltas.reshape(batch, k * dim, length), A, Bs, Cs, D=D,

@@ -255,17 +255,14 @@ def _pixel_grid(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
     return ys, xs
 
 
-def _render_scene(rng: np.random.Generator, width: int, height: int,
-                  objects_per_image: Tuple[int, int],
-                  object_size: Tuple[int, int], color_by_class: bool):
-    """Render one scene.
+def _render_background(rng: np.random.Generator, width: int,
+                       height: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The textured background of a scene: 1-3 Voronoi regions, each with its
+    own texture from :data:`DEMO_TEXTURES`.
 
     Returns:
-        image (H, W, 3) uint8 RGB; semantic (H, W) uint8 with 0 = seam and
-        1..8 = index into DEMO_SEG_CLASSES plus one; instances (H, W) int32
-        with 0 = background and k = k-th placed object; classes, the shape
-        class index of each placed object; own_areas, the pixel area of each
-        object before later ones occluded it.
+        image (H, W, 3) float32 RGB in [0, 255] (no noise yet); semantic
+        (H, W) uint8 with 0 = seam between regions and ``k + 1`` = texture k.
     """
     import cv2
     ys, xs = _pixel_grid(height, width)
@@ -306,6 +303,23 @@ def _render_scene(rng: np.random.Generator, width: int, height: int,
         edge[1:, :] |= (region[1:, :] != region[:-1, :])
         edge = cv2.dilate(edge, np.ones((2, 2), np.uint8)).astype(bool)
         semantic[edge] = 0  # seams between regions: ADE20K "other"
+    return image, semantic
+
+
+def _render_scene(rng: np.random.Generator, width: int, height: int,
+                  objects_per_image: Tuple[int, int],
+                  object_size: Tuple[int, int], color_by_class: bool):
+    """Render one scene.
+
+    Returns:
+        image (H, W, 3) uint8 RGB; semantic (H, W) uint8 with 0 = seam and
+        1..8 = index into DEMO_SEG_CLASSES plus one; instances (H, W) int32
+        with 0 = background and k = k-th placed object; classes, the shape
+        class index of each placed object; own_areas, the pixel area of each
+        object before later ones occluded it.
+    """
+    ys, xs = _pixel_grid(height, width)
+    image, semantic = _render_background(rng, width, height)
 
     # Objects, painted in order; each new one is on top.
     instances = np.zeros((height, width), np.int32)

@@ -6,7 +6,8 @@ The papers' headline claims are about cost at high resolution (all three are
 backbones and for attention baselines from the installed OpenMMLab stack, in
 one run so that the ratios are fair.
 
-Method (one *case* = backbone × square size × batch):
+Method (one *case* = backbone × size × batch; a size is square, ``512``, or ``HxW``,
+``256x192``):
 
 * Each case runs in a **fresh subprocess** (``isolate=True``, the default): the
   memory figure is then that case's alone, an out-of-memory kill or a hang
@@ -51,7 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 RESULT_MARKER = '@@BENCHMARK_RESULT@@'
 
@@ -63,6 +64,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     'Vim-Ti': dict(cfg=dict(type='Vim', arch='tiny'), scope=None),
     # The SSM-free control: Gated CNN blocks (MambaOut paper).
     'MambaOut-T': dict(cfg=dict(type='MambaOut', arch='tiny'), scope=None),
+    # MHS-VM: VMamba-T's frame with Multi-Head Scan mixers, and VM-UNet + MHS (4 heads; its
+    # outputs are the decoder's full-resolution map)
+    'MHSVMamba-T': dict(cfg=dict(type='MHSVMamba', arch='tiny'), scope=None),
+    'VMUNet-MHS-4h': dict(cfg=dict(type='VMUNet', arch='4h'), scope=None),
     # mmdet's Swin-T with the Mask R-CNN settings (window 7, 4 stages).
     'Swin-T': dict(
         cfg=dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
@@ -76,8 +81,62 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                  out_type='featmap', drop_path_rate=0.1),
         scope='mmpretrain'),
 }
+# The high-resolution family, all with their four branches out (HRNet's dense layout):
+# HRVMamba and its papers' peers HRNet-W32 (mmdet's HRNet) and HRFormer-S (mmpose's).
+_HRNET_W32 = dict(
+    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(4, ),
+                num_channels=(64, )),
+    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(4, 4),
+                num_channels=(32, 64)),
+    stage3=dict(num_modules=4, num_branches=3, block='BASIC', num_blocks=(4, 4, 4),
+                num_channels=(32, 64, 128)),
+    stage4=dict(num_modules=3, num_branches=4, block='BASIC', num_blocks=(4, 4, 4, 4),
+                num_channels=(32, 64, 128, 256)))
+
+
+def _hrformer_stage(modules, widths, heads):
+    n = len(widths)
+    return dict(num_modules=modules, num_branches=n, block='HRFORMERBLOCK', num_blocks=(2, ) * n,
+                num_channels=widths, num_heads=heads, mlp_ratios=[4] * n, window_sizes=[7] * n)
+
+
+# mmpose's td-hm_hrformer-small_8xb32-210e_coco-256x192.py, stage 4 multi-scale.
+_HRFORMER_S = dict(
+    drop_path_rate=0.1, with_rpe=True,
+    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(2, ),
+                num_channels=(64, ), num_heads=[2], num_mlp_ratios=[4]),
+    stage2=_hrformer_stage(1, (32, 64), [1, 2]),
+    stage3=_hrformer_stage(4, (32, 64, 128), [1, 2, 4]),
+    stage4=dict(_hrformer_stage(2, (32, 64, 128, 256), [1, 2, 4, 8]), multiscale_output=True))
+PRESETS.update({
+    'HRVMamba-T': dict(cfg=dict(type='HRVMamba', arch='tiny', with_out_norms=False), scope=None),
+    'HRVMamba-S': dict(cfg=dict(type='HRVMamba', arch='small', with_out_norms=False), scope=None),
+    'HRNet-W32': dict(cfg=dict(type='HRNet', extra=_HRNET_W32), scope='mmdet'),
+    'HRFormer-S': dict(cfg=dict(type='HRFormer', extra=_HRFORMER_S), scope='mmpose'),
+})
 DEFAULT_BACKBONES = ('MLLA-T', 'VMamba-T', 'Vim-Ti', 'MambaOut-T', 'Swin-T', 'ViT-Ti')
 DEFAULT_SIZES = (224, 512, 1024, 1248, 2048)
+Size = Union[int, str]
+
+
+def parse_size(size: Any) -> Size:
+    """A size as the results record it: ``512`` (square) or ``'256x192'`` (H x W)."""
+    height, width = size_hw(size)
+    return height if height == width else f'{height}x{width}'
+
+
+def size_hw(size: Any) -> Tuple[int, int]:
+    """(H, W) of ``512``, ``'512'``, ``'256x192'`` or ``(256, 192)``."""
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    text = str(size).lower()
+    try:
+        if 'x' in text:
+            height, width = text.split('x')
+            return int(height), int(width)
+        return int(text), int(text)
+    except ValueError:
+        raise ValueError(f'size {size!r}: give pixels per side (512) or HxW (256x192)') from None
 
 
 def resolve_spec(item: Any) -> Dict[str, Any]:
@@ -152,10 +211,10 @@ def _loss(outputs):
     return sum(_loss(o) for o in outputs)
 
 
-def measure_case(spec: Dict[str, Any], size: int, batch: int = 1, train: bool = False,
+def measure_case(spec: Dict[str, Any], size: Size, batch: int = 1, train: bool = False,
                  warmup: int = 1, repeat: int = 3, device: str = 'cpu',
                  threads: Optional[int] = None) -> Dict[str, Any]:
-    """Measure one backbone at one square size, in this process.
+    """Measure one backbone at one size (see :func:`size_hw`), in this process.
 
     Returns:
         dict: ``status`` ('ok' | 'oom' | 'error'), ``times_ms`` (each timed
@@ -164,13 +223,14 @@ def measure_case(spec: Dict[str, Any], size: int, batch: int = 1, train: bool = 
     import torch
     if threads:
         torch.set_num_threads(threads)
-    result = dict(name=spec['name'], size=size, batch=batch, pixels=size * size,
+    height, width = size_hw(size)
+    result = dict(name=spec['name'], size=parse_size(size), batch=batch, pixels=height * width,
                   train=train, device=device, status='ok', times_ms=[], mem_mb=None)
     try:
         model = build_backbone(spec).to(device)
         result['params'] = sum(p.numel() for p in model.parameters())
         model.train(train)
-        x = torch.randn(batch, 3, size, size, device=device)
+        x = torch.randn(batch, 3, height, width, device=device)
         cuda = device.startswith('cuda')
 
         def one_pass():
@@ -196,8 +256,7 @@ def measure_case(spec: Dict[str, Any], size: int, batch: int = 1, train: bool = 
             # initialisation) are paid by a small pass first, so they are not counted.
             # Then the first full-size pass touches every page it needs: its peak-RSS
             # delta is the pass's memory (it doubles as the first warm-up).
-            small = min(size, 64)
-            x_full, x = x, torch.randn(batch, 3, small, small, device=device)
+            x_full, x = x, torch.randn(batch, 3, min(height, 64), min(width, 64), device=device)
             one_pass()
             x = x_full
             before = _proc_status_kb('VmRSS')
@@ -241,8 +300,9 @@ def _run_isolated(case: Dict[str, Any], timeout: Optional[float]) -> Dict[str, A
     # Run this file as a script: the worker imports only what the case needs
     # (``mlla_mm`` and the OpenMMLab packages for registry-built backbones).
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(case)]
+    height, width = size_hw(case['size'])
     base = dict(name=case['spec']['name'], size=case['size'], batch=case['batch'],
-                pixels=case['size']**2, train=case['train'], device=case['device'],
+                pixels=height * width, train=case['train'], device=case['device'],
                 times_ms=[], mem_mb=None)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -260,7 +320,7 @@ def _run_isolated(case: Dict[str, Any], timeout: Optional[float]) -> Dict[str, A
 # --------------------------------------------------------------------------------------
 # the sweep
 # --------------------------------------------------------------------------------------
-def run_benchmark(backbones: Sequence[Any], sizes: Sequence[int] = DEFAULT_SIZES,
+def run_benchmark(backbones: Sequence[Any], sizes: Sequence[Size] = DEFAULT_SIZES,
                   batches: Sequence[int] = (1, ), train: bool = False, warmup: int = 1,
                   repeat: int = 3, rounds: int = 1, device: str = 'cpu',
                   timeout_per_case: Optional[float] = None, isolate: bool = True,
@@ -273,7 +333,7 @@ def run_benchmark(backbones: Sequence[Any], sizes: Sequence[int] = DEFAULT_SIZES
     Args:
         backbones (sequence): Preset names, ``NAME=JSON`` strings or spec dicts
             (see :func:`resolve_spec`).
-        sizes (sequence of int): Square input sizes.
+        sizes (sequence): Input sizes: pixels per side (square) or ``'HxW'``.
         batches (sequence of int): Batch sizes.
         train (bool): Time forward + backward instead of forward.
         warmup (int): Untimed passes per case and round.
@@ -296,7 +356,7 @@ def run_benchmark(backbones: Sequence[Any], sizes: Sequence[int] = DEFAULT_SIZES
     names = [s['name'] for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f'backbone names must be unique, got {names}.')
-    sizes = sorted(int(s) for s in sizes)
+    sizes = sorted({parse_size(s) for s in sizes}, key=lambda s: math.prod(size_hw(s)))
     merged: Dict[tuple, Dict[str, Any]] = {}
     failed = set()  # (name, batch): a smaller size failed, larger ones are skipped
     for rnd in range(rounds):
@@ -306,7 +366,8 @@ def run_benchmark(backbones: Sequence[Any], sizes: Sequence[int] = DEFAULT_SIZES
                     key = (spec['name'], batch, size)
                     if (spec['name'], batch) in failed:
                         merged.setdefault(key, dict(
-                            name=spec['name'], size=size, batch=batch, pixels=size * size,
+                            name=spec['name'], size=size, batch=batch,
+                            pixels=math.prod(size_hw(size)),
                             train=train, device=device, status='skipped', times_ms=[],
                             mem_mb=None, error='a smaller size failed'))
                         continue
@@ -327,7 +388,8 @@ def run_benchmark(backbones: Sequence[Any], sizes: Sequence[int] = DEFAULT_SIZES
                     if res['status'] != 'ok':
                         failed.add((spec['name'], batch))
                     med = statistics.median(res['times_ms']) if res['times_ms'] else float('nan')
-                    log(f'[round {rnd + 1}/{rounds}] {spec["name"]:>10s} {size:>5d}px bs{batch}: '
+                    log(f'[round {rnd + 1}/{rounds}] {spec["name"]:>10s} {str(size):>8s}px '
+                        f'bs{batch}: '
                         f'{res["status"]:>7s} {med:10.1f} ms  mem {res.get("mem_mb") or 0:9.1f} MB'
                         f'  ({time.time() - t0:.1f} s)' +
                         (f'  {res.get("error")}' if res['status'] != 'ok' else ''))
@@ -370,7 +432,7 @@ def merge_results(paths: Sequence[str]) -> tuple:
             merged[(r['name'], r['batch'], r['size'])] = r
     names = list(dict.fromkeys(k[0] for k in merged))
     results = sorted(merged.values(), key=lambda r: (names.index(r['name']), r['batch'],
-                                                     r['size']))
+                                                     r['pixels']))
     return results, info, train
 
 

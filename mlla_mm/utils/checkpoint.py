@@ -25,11 +25,12 @@ def _logger():
 
 
 def extract_state_dict(checkpoint) -> StateDict:
-    """The weights of a checkpoint file: ``state_dict``, else ``model``, else the dict itself."""
+    """The weights of a checkpoint file: ``state_dict``, else ``model``, else ``model_ema`` (a
+    Swin-style trainer file holding only its EMA weights), else the dict itself."""
     if not isinstance(checkpoint, dict):
         raise CheckpointError(
             f'expected a dict in the checkpoint file, got {type(checkpoint).__name__}')
-    for key in ('state_dict', 'model'):
+    for key in ('state_dict', 'model', 'model_ema'):
         if key in checkpoint and isinstance(checkpoint[key], dict):
             return dict(checkpoint[key])
     return dict(checkpoint)

@@ -14,13 +14,16 @@ module adds what is missing, following the papers' conventions:
   :func:`scan_flop_jit` gives it the cost VMamba's ``flops_selective_scan_fn``
   assigns (after state-spaces/mamba#110): ``9·B·L·D·N`` for the recurrence,
   ``+ B·D·L`` for the ``D`` skip and ``+ B·D·L`` for the ``z`` gate, where
-  ``D`` counts every scanned channel (all routes of a cross-scan, both
-  directions of a bidirectional scan);
+  ``D`` counts every scanned channel (all routes of a cross-scan or a routed
+  scan, both directions of a bidirectional scan);
 * ``aten::scaled_dot_product_attention`` counts ``Q·Kᵀ`` plus ``P·V``
   (``B·h·Lq·Lk·(d + dv)``), like the explicit matmuls of Swin;
 * linear attention written with ``matmul``/``einsum`` (MLLA) is counted by
   mmengine's own matmul/einsum handles: ``Kᵀ·V`` then ``Q·(KᵀV)``, i.e.
-  linear in tokens, plus the normaliser ``Q·mean(K)``.
+  linear in tokens, plus the normaliser ``Q·mean(K)``;
+* the DCNv4 aggregation (HRVMamba) goes through ``_DCNFlopsProbe`` the same way and
+  counts ``4·k²`` MACs per output element (k² points, 4 bilinear corners): HRVMamba's
+  ``DCNv4Function_jit``, ``36·H·W·C`` for its 3×3 kernel.
 
 Entry points: :func:`count_complexity` (a module and its inputs),
 :func:`complexity_of_config` (a detector/segmentor config, or its backbone).
@@ -36,8 +39,9 @@ import torch
 from torch import nn
 
 SCAN_ENTRY_POINTS = ('selective_scan', 'cross_scan_selective_scan',
-                     'bidirectional_selective_scan')
+                     'bidirectional_selective_scan', 'routed_selective_scan')
 PROBE_OP = 'prim::PythonOp._ScanFlopsProbe'
+DCN_PROBE_OP = 'prim::PythonOp._DCNFlopsProbe'
 
 
 # --------------------------------------------------------------------------------------
@@ -99,11 +103,11 @@ def _shape(val: Any) -> Optional[List[int]]:
 
 
 def scan_flop_jit(inputs: List[Any], outputs: List[Any], convention: str = 'mamba') -> int:
-    """Handle for ``prim::PythonOp._ScanFlopsProbe`` (any of the three scans).
+    """Handle for ``prim::PythonOp._ScanFlopsProbe`` (any of the four scans).
 
     The probe's tensor inputs are ``u, delta, A, B, C[, D][, z]`` (absent ones
     are left out of the trace). The layouts differ per entry point, but for all
-    three ``A`` is ``(..., N)`` with one row per scanned channel, and ``delta``
+    four ``A`` is ``(..., N)`` with one row per scanned channel, and ``delta``
     holds ``batch × channels × L`` values, so::
 
         N = A.shape[-1]; channels = A.numel() / N; L = delta.numel() / (batch·channels)
@@ -139,12 +143,20 @@ def baddbmm_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     return math.prod(a) * b[-1]
 
 
+def dcn_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """Handle for ``prim::PythonOp._DCNFlopsProbe``: 4 corners x k² points per output value
+    (the probe's last input is a zero vector of length k²)."""
+    points = _shape(inputs[-1])[0]
+    return 4 * points * math.prod(_shape(outputs[0]))
+
+
 #: Handles added to mmengine's defaults. Ops mmengine ignores or leaves
 #: unsupported (element-wise ones) stay uncounted, as in the papers.
 EXTRA_FLOP_HANDLES: Dict[str, Callable] = {
     PROBE_OP: scan_flop_jit,
     'aten::scaled_dot_product_attention': sdpa_flop_jit,
     'aten::baddbmm': baddbmm_flop_jit,
+    DCN_PROBE_OP: dcn_flop_jit,
 }
 
 
@@ -177,6 +189,10 @@ def _probe_wrapper(name: str, original: Callable, compute: bool, stats: dict) ->
                 return original(**arguments)
             if name == 'bidirectional_selective_scan':
                 return u.new_zeros(u.shape[0], u.shape[2], u.shape[3])
+            if name == 'routed_selective_scan':   # u shared or per route; y merged or not
+                merged = arguments['merge']
+                return u.new_zeros((u.shape[0], ) + tuple(u.shape[-3:]) if merged
+                                   else arguments['delta'].shape)
             return torch.zeros_like(u)
 
         stats['calls'] += 1
@@ -248,6 +264,40 @@ def scans_as_probes(compute: bool = False) -> Iterator[Dict[str, int]]:
             setattr(mod, attr, value)
 
 
+class _DCNFlopsProbe(torch.autograd.Function):
+    """One traced node per DCNv4 aggregation; ``runner`` produces the output."""
+
+    @staticmethod
+    def forward(ctx, runner, value, offset_mask, points):  # noqa: D102
+        return runner(value, offset_mask)
+
+
+@contextlib.contextmanager
+def dcn_as_probes(compute: bool = False) -> Iterator[None]:
+    """Route :func:`mlla_mm.models.layers.dcnv4.dcnv4` through :class:`_DCNFlopsProbe`
+    (the real op inside when ``compute``, else zeros of the output's shape)."""
+    from ..models.layers import dcnv4 as module
+    original = module.dcnv4
+
+    @functools.wraps(original)
+    def wrapper(value, offset_mask, group, kernel_size=3, stride=1, pad=1, dilation=1,
+                offset_scale=1.0, backend='auto'):
+        def run(value, offset_mask):
+            # shapes from the probe's own inputs: the tracer cannot see outer values here
+            if compute:
+                return original(value, offset_mask, group, kernel_size, stride, pad, dilation,
+                                offset_scale, backend)
+            return value.new_zeros(value.shape[:2] + offset_mask.shape[2:])
+        points = value.new_zeros(kernel_size * kernel_size)
+        return _DCNFlopsProbe.apply(run, value, offset_mask, points)
+
+    module.dcnv4 = wrapper
+    try:
+        yield
+    finally:
+        module.dcnv4 = original
+
+
 # --------------------------------------------------------------------------------------
 # counting
 # --------------------------------------------------------------------------------------
@@ -272,7 +322,8 @@ def count_complexity(model: nn.Module, inputs: Union[torch.Tensor, Tuple[Any, ..
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs, )
     model.eval()
-    with scans_as_probes(compute=compute_scans) as probes, torch.no_grad():
+    with scans_as_probes(compute=compute_scans) as probes, dcn_as_probes(compute_scans), \
+            torch.no_grad():
         handles = dict(EXTRA_FLOP_HANDLES)
         handles[PROBE_OP] = functools.partial(scan_flop_jit, convention=scan_convention)
         analyzer = FlopAnalyzer(model, inputs).set_op_handle(**handles)
@@ -490,6 +541,14 @@ PUBLISHED: List[Dict[str, Any]] = [
          backbone=dict(type='Vim', arch='tiny', with_adapter=False), shape=(224, 224),
          gflops=1.5, params_m=7, scan_convention='ref',
          source='Vim paper (figure as given in the task brief)'),
+    dict(name='HRVMamba-B UperNet', config='configs/upernet_hrvmamba_b.py', shape=(512, 2048),
+         gflops=1184, params_m=99, source='HRVMamba README.md'),
+    *[dict(name=f'HRVMamba-{a[0].upper()} pose backbone {h}x{w}',
+           backbone=dict(type='HRVMamba', arch=a, out_indices=(0, ), with_out_norms=False),
+           shape=(h, w), gflops=g, params_m=p, source='HRVMamba README.md (COCO pose table)')
+      for a, h, w, g, p in (('tiny', 256, 192, 1.1, 2), ('small', 256, 192, 3.3, 8),
+                            ('base', 256, 192, 14.2, 47), ('small', 384, 288, 7.4, 8),
+                            ('base', 384, 288, 32.0, 47))],
 ]
 
 

@@ -2,7 +2,7 @@
 
 Used by ``tools/infer.py`` (any images) and ``tools/demo.py`` (validation images, drawn
 beside their ground truth). Needs mmdet for detection configs, mmseg for segmentation
-ones (chosen from the config's ``default_scope``).
+ones, mmpose for pose ones (chosen from the config's ``default_scope``).
 """
 import copy
 import os
@@ -48,7 +48,7 @@ def _dataset_metainfo(cfg: Config) -> dict:
 def init_model(config: Union[str, Config], checkpoint: Optional[str], device: str = 'cpu',
                cfg_options: Optional[dict] = None):
     """The model of ``config`` with ``checkpoint``'s weights (``None``/``'none'``: as built),
-    in eval mode; ``model.codebase`` is ``'mmdet'`` or ``'mmseg'``.
+    in eval mode; ``model.codebase`` is ``'mmdet'``, ``'mmseg'`` or ``'mmpose'``.
 
     Class names and palette come from the checkpoint's ``dataset_meta`` (as written by
     training), else from the config's test dataset.
@@ -66,6 +66,9 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str], device: st
         if codebase == 'mmdet':
             from mmdet.apis import init_detector
             model = init_detector(cfg, checkpoint, device=device)
+        elif codebase == 'mmpose':
+            from mmpose.apis import init_model as init_pose_estimator
+            model = init_pose_estimator(cfg, checkpoint, device=device)
         else:
             from mmseg.apis import init_model as init_segmentor
             model = init_segmentor(cfg, checkpoint, device=device)

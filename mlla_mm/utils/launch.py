@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: config loading and adjustment.
 
-The codebase (mmdet or mmseg) is chosen from the config's ``default_scope``;
+The codebase (mmdet, mmseg, mmpretrain or mmpose) is chosen from the config's
+``default_scope``;
 the runner itself is mmengine's, so every OpenMMLab convention (work_dirs,
 ``--resume``, ``--cfg-options``, hooks, logging) holds.
 """
@@ -12,15 +13,15 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 
-SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
 
 
 def codebase_of(cfg: Config) -> str:
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
         raise ValueError(f'config default_scope is {scope!r}; tools/ run detection (mmdet), '
-                         'segmentation (mmseg) or classification (mmpretrain) configs: set '
-                         f'default_scope to one of {SCOPES}')
+                         'segmentation (mmseg), classification (mmpretrain) or pose (mmpose) '
+                         f'configs: set default_scope to one of {SCOPES}')
     return scope
 
 
@@ -119,7 +120,28 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
             evaluator['ann_file'] = osp.join(data_root, 'annotations', rel)
     if codebase_of(cfg) == 'mmdet':
         _follow_coco_classes(cfg, data_root, print_log)
+    elif codebase_of(cfg) == 'mmpose':
+        _follow_person_detections(cfg, data_root, print_log)
     return cfg
+
+
+def _follow_person_detections(cfg, data_root, print_log):
+    """mmpose reads ``bbox_file`` (top-down testing on detected boxes) as written, not
+    under ``data_root``: move it to the new root, or test on the ground-truth boxes
+    (with a warning) when the new root has no such file."""
+    for key, dataset in _dataloaders(cfg):
+        bbox_file = dataset.get('bbox_file')
+        if not bbox_file:
+            continue
+        rel = bbox_file.split('person_detection_results/', 1)[-1]
+        moved = osp.join(data_root, 'person_detection_results', osp.basename(rel))
+        if osp.isfile(moved):
+            dataset['bbox_file'] = moved
+        else:
+            print_log(f'{key}: no person detections {moved} under the new data_root; '
+                      'testing on the ground-truth person boxes instead', logger='current',
+                      level=30)
+            dataset['bbox_file'] = None
 
 
 def _follow_coco_classes(cfg, data_root, print_log):

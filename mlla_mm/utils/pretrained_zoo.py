@@ -39,6 +39,9 @@ _MAMBAOUT = 'yuweihao/MambaOut release "model" (models/mambaout.py default_cfgs)
 _HF_VIM = 'https://huggingface.co/hustvl/Vim-{}-midclstok/resolve/main/{}'
 _GH_VMAMBA = 'https://github.com/MzeroMiko/VMamba/releases/download/%23v2cls/{}'
 _GH_MAMBAOUT = 'https://github.com/yuweihao/MambaOut/releases/download/model/{}'
+# Google Drive: downloaded by hand (tools/download_checkpoints.py says how), then verified.
+_HRVMAMBA = 'zhanghao5201/HRVMamba README (Google Drive: manual download)'
+_DRIVE = 'https://drive.google.com/file/d/{}/view?usp=sharing'
 
 # fmt: off
 OFFICIAL_CHECKPOINTS: Tuple[OfficialCheckpoint, ...] = (
@@ -56,6 +59,10 @@ OFFICIAL_CHECKPOINTS: Tuple[OfficialCheckpoint, ...] = (
     OfficialCheckpoint('mambaout_tiny.pth', _GH_MAMBAOUT.format('mambaout_tiny.pth'), 'MambaOut', 'tiny', 82.7, _MAMBAOUT),  # noqa: E501
     OfficialCheckpoint('mambaout_small.pth', _GH_MAMBAOUT.format('mambaout_small.pth'), 'MambaOut', 'small', 84.1, _MAMBAOUT),  # noqa: E501
     OfficialCheckpoint('mambaout_base.pth', _GH_MAMBAOUT.format('mambaout_base.pth'), 'MambaOut', 'base', 84.2, _MAMBAOUT),  # noqa: E501
+    # HRVMamba-N/T ImageNet files are HRVmamba_se_lpu models (not built here); names as
+    # upstream's configs write them.
+    OfficialCheckpoint('hrvmamba_small_best.pth', _DRIVE.format('1Gxo0Pxg2D7x3dU0P2AZ2YGEFS-7XMxIX'), 'HRVMamba', 'small', 81.3, _HRVMAMBA),  # noqa: E501
+    OfficialCheckpoint('hrvmamba_base_best.pth', _DRIVE.format('1jbXjvCBdjgraeEaJrDjD2wStpxJtCEuy'), 'HRVMamba', 'base', 84.2, _HRVMAMBA),  # noqa: E501
 )
 # fmt: on
 
@@ -67,7 +74,13 @@ IMAGENET_TRUNK: Dict[str, dict] = {
     'VMamba': dict(out_indices=()),    # outnorm{i} per output are new
     'Vim': dict(with_adapter=False, out_indices=(-1,)),   # the adapter's fpn{i} are new
     'MambaOut': dict(out_indices=()),  # norm{i} per output are new
+    'HRVMamba': dict(with_neck=True, with_out_norms=False),  # the classifier's neck, no outnorm
 }
+
+
+def needs_manual_download(url: str) -> bool:
+    """Google Drive answers large files with a confirmation page, not the file."""
+    return 'drive.google.com' in url
 
 
 def by_file() -> Dict[str, OfficialCheckpoint]:

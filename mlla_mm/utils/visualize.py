@@ -1,8 +1,9 @@
 """Pictures: predictions drawn on images (beside the ground truth when there is one) and
 training curves from an mmengine run's ``vis_data/scalars.json``.
 
-Drawing uses mmdet's ``DetLocalVisualizer`` (masks, boxes, class names) and mmseg's
-``SegLocalVisualizer`` (colour overlays with class names), binary masks are drawn as
+Drawing uses mmdet's ``DetLocalVisualizer`` (masks, boxes, class names), mmseg's
+``SegLocalVisualizer`` (colour overlays with class names) and mmpose's
+``PoseLocalVisualizer`` (keypoints and skeletons of every person); binary masks are drawn as
 ``image | ground truth | prediction`` panels; the plot uses matplotlib.
 """
 import glob
@@ -35,15 +36,26 @@ def make_visualizer(model, name: str = 'mlla_mm_pictures'):
     """A visualizer for ``model`` (from :func:`mlla_mm.utils.inference.init_model`)."""
     if model.codebase == 'mmdet':
         from mmdet.visualization import DetLocalVisualizer as base
+    elif model.codebase == 'mmpose':
+        from mmpose.visualization import PoseLocalVisualizer as base
     else:
         from mmseg.visualization import SegLocalVisualizer as base
     visualizer_type = _VISUALIZERS.setdefault(base, _keeping_visualizer(base))
     # visualizers are named singletons: reuse one of this name if it exists
     if visualizer_type.check_instance_created(name):
         visualizer = visualizer_type.get_instance(name)
+    elif model.codebase == 'mmpose':
+        # mmpose 1.3.2's OpenCV drawing calls int() on 1-element arrays, an error since
+        # numpy 2.4; its matplotlib drawing (mmengine's) works
+        visualizer = visualizer_type(name=name, alpha=0.8, radius=2, line_width=2,
+                                     backend='matplotlib')
     else:
         visualizer = visualizer_type(name=name, alpha=0.5)
-    visualizer.dataset_meta = model.dataset_meta
+    if model.codebase == 'mmpose':
+        # keypoint / link colours and the skeleton come with the dataset's meta
+        visualizer.set_dataset_meta(model.dataset_meta)
+    else:
+        visualizer.dataset_meta = model.dataset_meta
     return visualizer
 
 
@@ -66,11 +78,14 @@ def _title_strip(width: int, titles: Sequence[str]) -> np.ndarray:
 def draw_sample(visualizer, image_bgr: np.ndarray, sample, with_gt: bool,
                 score_thr: float = 0.3, titles: bool = True) -> np.ndarray:
     """The drawn picture (RGB): ``ground truth | prediction`` when ``with_gt``, else the
-    prediction alone, with a title band."""
+    prediction alone, with a title band. ``score_thr``: the least score of a drawn box
+    (detection) or keypoint (pose)."""
     image = np.ascontiguousarray(image_bgr[..., ::-1])
     has_gt = with_gt and any(k in sample for k in ('gt_instances', 'gt_sem_seg'))
     kwargs = dict(draw_gt=has_gt, draw_pred=True, show=False)
-    if 'pred_instances' in sample:
+    if is_pose_sample(sample):
+        kwargs.update(kpt_thr=score_thr, draw_bbox=True)
+    elif 'pred_instances' in sample:
         kwargs['pred_score_thr'] = score_thr
     visualizer.last_drawn = None
     visualizer.add_datasample('image', image, data_sample=sample, **kwargs)
@@ -79,6 +94,17 @@ def draw_sample(visualizer, image_bgr: np.ndarray, sample, with_gt: bool,
         names = ['ground truth', 'prediction'] if has_gt else ['prediction']
         drawn = np.concatenate([_title_strip(drawn.shape[1], names), drawn], axis=0)
     return drawn
+
+
+def is_pose_sample(sample) -> bool:
+    """Whether ``sample`` holds keypoints (an mmpose ``PoseDataSample``)."""
+    return 'pred_instances' in sample and 'keypoints' in sample.pred_instances
+
+
+def merge_pose_samples(samples):
+    """One sample per image from a top-down model's per-person samples of that image."""
+    from mmpose.structures import merge_data_samples
+    return merge_data_samples(list(samples))
 
 
 def draw_binary_masks(image_bgr: np.ndarray, sample, titles: bool = True) -> np.ndarray:

@@ -232,7 +232,8 @@ def test_selfcheck_covers_the_routed_scan(monkeypatch):
             routed_selective_scan(u, delta, A, B, C, routes=('spiral', 'zigzag~'), merge=False)
         (result,) = selfcheck.results()
         assert result.ok and result.op == 'routed_selective_scan'
-        assert result.structure == {'K': 2, 'routes': 'spiral,zigzag~', 'merge': False}
+        assert result.structure == {'K': 2, 'routes': 'spiral,zigzag~', 'merge': False,
+                                    'u_per_route': False}
         assert {'y', 'grad u', 'grad delta', 'grad A', 'grad B', 'grad C'} <= set(result.errors)
 
         real_bind = mlla_kernels.routes.bind

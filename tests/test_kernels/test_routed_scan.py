@@ -66,8 +66,9 @@ def test_route_table_inverse_and_cache():
         route_table((), 3, 3)
 
 
-def make_inputs(batch, dim, height, width, n_state, k, with_options=True):
-    return [torch.randn(batch, dim, height, width, dtype=torch.float64),
+def make_inputs(batch, dim, height, width, n_state, k, with_options=True, u_per_route=False):
+    u_shape = (batch, k, dim, height, width) if u_per_route else (batch, dim, height, width)
+    return [torch.randn(*u_shape, dtype=torch.float64),
             raw_delta(batch, k, dim, height, width, softplus=True),
             neg_A(k * dim, n_state),
             torch.randn(batch, k, n_state, height, width, dtype=torch.float64),
@@ -82,19 +83,23 @@ def call(fn, **fixed):
     return run
 
 
+@pytest.mark.parametrize('u_per_route', [False, True])
 @pytest.mark.parametrize('merge', [False, True])
-def test_naive_equals_scanning_the_gathered_sequence(merge):
-    """Each route's output is the plain scan of its gathered sequence, put back at its pixels."""
+def test_naive_equals_scanning_the_gathered_sequence(merge, u_per_route):
+    """Each route's output is the plain scan of its gathered sequence (of the shared map u, or
+    of its own map u[:, k]), put back at its pixels."""
     routes = ('snake_row', 'snake_row~', 'spiral', 'zigzag_mirror~')
     batch, dim, h, w, n = 2, 3, 3, 5, 4
-    u, delta, A, B, C, D, bias = make_inputs(batch, dim, h, w, n, len(routes))
+    u, delta, A, B, C, D, bias = make_inputs(batch, dim, h, w, n, len(routes),
+                                             u_per_route=u_per_route)
     out = routed_selective_scan_naive(u, delta, A, B, C, D=D, delta_bias=bias,
                                       routes=[as_route(r) for r in routes], merge=merge)
     expected = []
     for k, route in enumerate(routes):
         order = torch.from_numpy(route_order(route, h, w))
         sl = slice(k * dim, (k + 1) * dim)
-        y = selective_scan_naive(u.flatten(2)[..., order], delta[:, k].flatten(2)[..., order],
+        u_k = u[:, k] if u_per_route else u
+        y = selective_scan_naive(u_k.flatten(2)[..., order], delta[:, k].flatten(2)[..., order],
                                  A[sl], B[:, k].flatten(2)[..., order],
                                  C[:, k].flatten(2)[..., order], D=D[sl], delta_bias=bias[sl],
                                  delta_softplus=True)
@@ -136,11 +141,34 @@ def test_backend_matches_naive(backend, merge, shape):
                             device=backend_device(backend))
 
 
+@pytest.mark.parametrize('backend', FAST_BACKENDS)
+@pytest.mark.parametrize('merge', [False, True])
+def test_backend_matches_naive_with_a_map_per_route(backend, merge):
+    """u (batch, K, Di, H, W): route k reads u[:, k] (MHS-VM's heads in one call), channels
+    innermost as the MHS layer passes it."""
+    batch, dim, h, w, n = 2, 3, 3, 4, 4
+    routes = ('snake_row', 'snake_row~', 'spiral', 'spiral~', 'row', 'col~')
+    tensors = make_inputs(batch, dim, h, w, n, len(routes), u_per_route=True)
+
+    def channels_innermost(args):
+        u = args[0]
+        return [u.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)] + args[1:]
+    fn = call(routed_selective_scan, backend=backend, routes=routes, merge=merge)
+    ref = call(routed_selective_scan_naive, routes=[as_route(r) for r in routes], merge=merge)
+    for dtype, tol in PRECISIONS[backend]:
+        check_against_naive(fn, ref, tensors, NAMES, {}, dtype, tol,
+                            device=backend_device(backend), prepare=channels_innermost)
+
+
 def test_bad_arguments():
     u, delta, A, B, C, D, bias = make_inputs(1, 2, 3, 4, 1, 4)
     with pytest.raises(ValueError, match=r'delta must have shape \(batch, K, Di, H, W\)'):
         routed_selective_scan(u, delta, A, B, C, routes=('row', 'col'), backend='naive')
     with pytest.raises(ValueError, match='unknown route'):
         routed_selective_scan(u, delta, A, B, C, routes=('row', 'col', 'x', 'y'))
+    per_route = u.unsqueeze(1).expand(1, 3, 2, 3, 4)
+    with pytest.raises(ValueError, match=r'u must have shape \(batch, K, Di, H, W\) with K=4'
+                                         r'.*got \(1, 3, 2, 3, 4\)'):
+        routed_selective_scan(per_route, delta, A, B, C, backend='naive')
     assert CROSS_SCAN_ROUTES[4][1] == Route('col')
     assert np.array_equal(route_order('col~', 2, 3), [5, 2, 4, 1, 3, 0])

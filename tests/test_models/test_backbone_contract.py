@@ -37,6 +37,9 @@ SMALL = {
     'HRVMamba': [dict(arch=dict(stage1_channels=8, channels=[16, 16, 32, 16],
                                 num_modules=(1, 1, 1), num_blocks=1))],
     'MHSVMamba': [dict(arch=dict(embed_dims=8, depths=[1, 1, 1, 1], heads=('C', 'S')))],
+    # outputs: the decoder's four maps (strides 32..4) and the x4 expansion (stride 1)
+    'VMUNet': [dict(arch=dict(embed_dims=8, depths=[1, 1, 1, 1], decoder_depths=[1, 1, 1, 1],
+                              heads=('C', 'S')), out_indices=(0, 1, 2, 3, 4))],
 }
 IMAGE = (2, 3, 36, 44)
 # Backbones whose map i (default out_indices of the first configuration) is the output of

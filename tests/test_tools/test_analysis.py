@@ -197,6 +197,19 @@ def test_vim_tiny_scan_flops_match_formula():
         1, 16, 2 * 32, 16, with_D=True, with_z=True)
 
 
+def test_mhs_scan_flops_match_formula():
+    """MHS runs its heads as one routed scan: 4h routes over s = C/h channels, N = 16, D."""
+    cfg = dict(type='MHSVMamba', arch=dict(embed_dims=8, depths=[1, 1, 1, 1], heads=2))
+    res = complexity_of_backbone(cfg, (64, ))
+    assert res['scans'] == 4
+    expected = sum(selective_scan_flops(1, (16 >> i)**2, 2 * 4 * (8 * 2**i // 2), 16)
+                   for i in range(4))
+    assert res['by_operator']['PythonOp._ScanFlopsProbe'] == expected
+    unet = complexity_of_backbone(dict(type='VMUNet', arch=dict(
+        embed_dims=8, depths=[1, 1, 1, 1], decoder_depths=[1, 1, 1, 1], heads=2)), (64, ))
+    assert unet['scans'] == 8
+
+
 def test_mlla_linear_attention_is_counted_and_linear_in_tokens():
     from mlla_mm.models.layers import MLLALinearAttention
 

@@ -247,3 +247,30 @@ def test_command_line(server, tmp_path, capsys):
     table = capsys.readouterr().out
     assert '| MLLA_T.pth | MLLA | tiny | 83.5 | present |' in table
     assert 'mambaout_kobe.pth' in table
+
+
+def test_google_drive_rows_ask_for_a_manual_download(tmp_path, capsys):
+    """HRVMamba's files are on Google Drive: the tool names the link and the manual step
+    instead of saving Drive's confirmation page; a file put there by hand is verified."""
+    from mlla_mm.models.backbones import HRVMamba
+    tool = _tool()
+    folder = str(tmp_path / 'ckpts')
+    assert tool.main(['hrvmamba_small_best.pth', '--dir', folder, '--quiet']) == 1
+    err = capsys.readouterr().err
+    assert 'hrvmamba_small_best.pth: https://drive.google.com/file/d/' in err
+    assert f'save the file as {osp.join(folder, "hrvmamba_small_best.pth")}' in err
+    assert not osp.exists(folder) or not os.listdir(folder)
+    assert tool.main(['--list', '--dir', folder]) == 0
+    assert '(manual download)' in capsys.readouterr().out
+    # saved by hand: an ImageNet-layout file (Swin-style 'model', classifier head) verifies
+    arch = dict(stage1_channels=8, channels=[16, 16, 16, 16], num_modules=(1, 1, 1),
+                num_blocks=1)
+    sd = HRVMamba(arch, with_neck=True, with_out_norms=False).state_dict()
+    sd['head.weight'], sd['head.bias'] = torch.randn(1000, 2048), torch.randn(1000)
+    os.makedirs(folder, exist_ok=True)
+    path = osp.join(folder, 'hrvmamba_small_best.pth')
+    torch.save({'model': sd, 'model_ema': sd}, path)
+    entry = OfficialCheckpoint('hrvmamba_small_best.pth', 'https://drive.google.com/file/d/x',
+                               'HRVMamba', arch, 81.3, 'test')
+    record = dl.fetch(entry, folder, progress=False, log=lambda msg: None)
+    assert record['verified']

@@ -8,6 +8,9 @@ Examples::
     python tools/analysis/benchmark_backbones.py --device cpu --sizes 224 512 1024 --repeat 3
     # Vim vs DeiT at 1248 (the Vim paper's comparison), forward+backward
     python tools/analysis/benchmark_backbones.py --backbones Vim-Ti ViT-Ti --sizes 1248 --train
+    # HRVMamba and its peers (HRNet-W32, HRFormer-S) at the pose and segmentation sizes
+    python tools/analysis/benchmark_backbones.py --device cpu --threads 1 --sizes 256x192 512 \
+        --backbones HRVMamba-T HRVMamba-S HRNet-W32 HRFormer-S --rounds 2 --repeat 3
     # a custom arch (JSON model config, mmengine registry)
     python tools/analysis/benchmark_backbones.py --backbones \
         'mini={"type": "MLLA", "arch": {"embed_dims": 32, "depths": [1,1,1,1],
@@ -23,8 +26,8 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..')))
 
 from mlla_mm.utils.benchmark import (DEFAULT_BACKBONES, DEFAULT_SIZES, PRESETS,  # noqa: E402
-                                     machine_info, markdown_table, merge_results, run_benchmark,
-                                     summarize, write_outputs)
+                                     machine_info, markdown_table, merge_results, parse_size,
+                                     run_benchmark, summarize, write_outputs)
 
 
 def parse_args(argv=None):
@@ -32,8 +35,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--backbones', nargs='+', default=list(DEFAULT_BACKBONES),
                         help=f'preset names ({", ".join(PRESETS)}) or NAME=JSON model configs')
-    parser.add_argument('--sizes', nargs='+', type=int, default=list(DEFAULT_SIZES),
-                        help='square input sizes (pixels per side)')
+    parser.add_argument('--sizes', nargs='+', type=parse_size, default=list(DEFAULT_SIZES),
+                        help='input sizes: pixels per side (square) or HxW, e.g. 256x192')
     parser.add_argument('--batch', nargs='+', type=int, default=[1], help='batch sizes')
     parser.add_argument('--train', action='store_true', help='time forward + backward')
     parser.add_argument('--warmup', type=int, default=2, help='untimed passes per case')

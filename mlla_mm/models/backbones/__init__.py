@@ -5,9 +5,9 @@ from .vmamba import VMamba  # isort: skip
 from .vim import Vim  # isort: skip
 from .mambaout import MambaOut  # isort: skip
 from .demystify import DemystifyNet  # isort: skip
-
+from .hrvmamba import HRVMamba  # isort: skip
 from .vmunet import VMUNet  # isort: skip
 from .mhs_vmamba import MHSVMamba  # isort: skip
 
-__all__ = ['DenseBackbone', 'MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet', 'VMUNet',
-           'MHSVMamba']
+__all__ = ['DenseBackbone', 'MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet', 'HRVMamba',
+           'VMUNet', 'MHSVMamba']

@@ -28,26 +28,32 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, Sequential
 from torch import nn
 
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
-from ..layers.common import DropPath
+from ..layers.common import CheckpointedBlock, DropPath
 from ..layers.mhs import MHS, MHSGatedMixer
 from .base import DenseBackbone
+from .vmamba import VSSStage
 
-#: Defaults of the optional arch keys (upstream's ``config_setting.py``).
 
-
-class PatchEmbed(nn.Module):
+class PatchEmbed(BaseModule):
     """4x4 stride-4 conv then LayerNorm: NCHW image -> ``(B, H/4, W/4, C)``
-    (keys ``proj``, ``norm``)."""
+    (keys ``proj``, ``norm``).
 
-    def __init__(self, in_channels: int, embed_dims: int, patch_size: int = 4):
-        super().__init__()
+    Args:
+        in_channels (int): image channels.
+        embed_dims (int): output channels C.
+        patch_size (int): kernel and stride of the conv. Default: 4.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int = 4,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dims)
 
@@ -55,14 +61,19 @@ class PatchEmbed(nn.Module):
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
-class PatchMerging(nn.Module):
+class PatchMerging(BaseModule):
     """2x2 neighbours concatenated (order (0,0), (1,0), (0,1), (1,1)), LayerNorm(4C), then
-    Linear 4C -> 2C without bias: ``(B, H, W, C) -> (B, H/2, W/2, 2C)``; H, W even."""
+    Linear 4C -> 2C without bias: ``(B, H, W, C) -> (B, H/2, W/2, 2C)``; H, W even.
 
-    def __init__(self, dims: int):
-        super().__init__()
-        self.reduction = nn.Linear(4 * dims, 2 * dims, bias=False)
-        self.norm = nn.LayerNorm(4 * dims)
+    Args:
+        embed_dims (int): input channels C.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, embed_dims: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.reduction = nn.Linear(4 * embed_dims, 2 * embed_dims, bias=False)
+        self.norm = nn.LayerNorm(4 * embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]],
@@ -80,13 +91,20 @@ def _shuffle_up(x: torch.Tensor, scale: int) -> torch.Tensor:
     return x.reshape(b, h * scale, w * scale, c)
 
 
-class PatchExpand(nn.Module):
+class PatchExpand(BaseModule):
     """Linear ``in_dims -> scale² * out_dims`` (no bias), pixel shuffle by ``scale``, then
     LayerNorm(out_dims) (upstream's ``PatchExpand2D`` with in = 2 out, scale 2, and its
-    ``Final_PatchExpand2D`` with in = 4 out, scale 4; keys ``expand``, ``norm``)."""
+    ``Final_PatchExpand2D`` with in = 4 out, scale 4; keys ``expand``, ``norm``).
 
-    def __init__(self, in_dims: int, out_dims: int, scale: int):
-        super().__init__()
+    Args:
+        in_dims (int): input channels.
+        out_dims (int): output channels.
+        scale (int): the upsampling factor.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, in_dims: int, out_dims: int, scale: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.scale = scale
         self.expand = nn.Linear(in_dims, scale * scale * out_dims, bias=False)
         self.norm = nn.LayerNorm(out_dims)
@@ -95,7 +113,7 @@ class PatchExpand(nn.Module):
         return self.norm(_shuffle_up(self.expand(x), self.scale))
 
 
-class MHSBlock(BaseModule):
+class MHSBlock(CheckpointedBlock):
     """``x + DropPath(self_attention(ln_1(x)))`` on ``(B, H, W, C)``; no MLP (upstream's
     VM-UNet ``VSSBlock``).
 
@@ -103,12 +121,13 @@ class MHSBlock(BaseModule):
         embed_dims (int): channels C.
         drop_path (float): stochastic depth rate.
         with_cp (bool): recompute the block in backward to save memory.
+        init_cfg (dict, optional): mmengine init config.
         **mixer_kwargs: arguments of :class:`MHSGatedMixer` / MHS.
     """
 
     def __init__(self, embed_dims: int, drop_path: float = 0.0, with_cp: bool = False,
-                 **mixer_kwargs):
-        super().__init__()
+                 init_cfg: Optional[dict] = None, **mixer_kwargs):
+        super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.ln_1 = nn.LayerNorm(embed_dims)
         self.self_attention = MHSGatedMixer(embed_dims, **mixer_kwargs)
@@ -117,40 +136,25 @@ class MHSBlock(BaseModule):
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.self_attention(self.ln_1(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.with_cp and self.training and x.requires_grad:
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
-
-
-class EncoderLayer(BaseModule):
-    """``blocks`` then ``downsample`` (a :class:`PatchMerging`, or None in the last layer)."""
-
-    def __init__(self, blocks: List[nn.Module], downsample: Optional[nn.Module]):
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return x if self.downsample is None else self.downsample(x)
-
 
 class DecoderLayer(BaseModule):
-    """``upsample`` (a :class:`PatchExpand`, or None in the first layer) then ``blocks``."""
+    """``upsample`` (a :class:`PatchExpand`; Identity in the first layer) then ``blocks``.
+    (An encoder layer is a :class:`~.vmamba.VSSStage`: ``blocks`` then ``downsample``.)
 
-    def __init__(self, blocks: List[nn.Module], upsample: Optional[nn.Module]):
-        super().__init__()
+    Args:
+        blocks (list of nn.Module): the layer's blocks, run in order.
+        upsample (nn.Module): the expansion before them.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, blocks: List[nn.Module], upsample: nn.Module,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
         self.upsample = upsample
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.upsample is not None:
-            x = self.upsample(x)
-        for block in self.blocks:
-            x = block(x)
-        return x
+        return self.blocks(self.upsample(x))
 
 
 # -- official files ---------------------------------------------------------------------
@@ -229,9 +233,9 @@ class VMUNet(DenseBackbone):
         '3h': dict(embed_dims=96, depths=[2, 2, 2, 2], decoder_depths=[2, 2, 2, 1], heads=3),
     }
     essential_keys = ('embed_dims', 'depths', 'decoder_depths', 'heads')
-    # The optional arch keys and their defaults (upstream's).
+    # The optional arch keys and their defaults (upstream's ``config_setting.py``).
     arch_defaults = dict(d_state=16, dt_rank=None, with_proj=True)
-    num_outputs = 5
+    # what the four merging steps need of the padded input
     size_divisor = 32
 
     def __init__(self,
@@ -259,12 +263,17 @@ class VMUNet(DenseBackbone):
         if any(dims[i + 1] != 2 * dims[i] for i in range(3)) or dims[0] % 4:
             raise ValueError(f'VMUNet: widths must double per level (patch merging maps C to '
                              f'2C) and C0 must be divisible by 4 (the x4 expansion), got {dims}')
-        self._check_out_indices(self.num_outputs)
-        self._check_frozen_stages(4, '-1 none, 0 patch embedding, i + encoder layers 0..i-1')
         self.arch_settings = settings
         self.embed_dims = dims
         self.depths, self.decoder_depths = depths, decoder_depths
         self.in_channels = in_channels
+        # the output candidates: layers_up[0..3] (C3 .. C0), then final_up (C0 / 4)
+        self.num_features = dims[::-1] + [dims[0] // 4]
+        # frozen_stages counts the encoder layers
+        self.num_stages = len(depths)
+        self._check_out_indices(len(self.num_features))
+        self._check_frozen_stages(self.num_stages,
+                                  '-1 none, 0 patch embedding, i + encoder layers 0..i-1')
         mixer = dict(heads=settings['heads'], sra_threshold=sra_threshold,
                      d_state=settings['d_state'], dt_rank=settings['dt_rank'],
                      with_proj=settings['with_proj'], kernel_backend=kernel_backend)
@@ -276,23 +285,19 @@ class VMUNet(DenseBackbone):
             start = sum(depths[:i])
             blocks = [MHSBlock(dims[i], rates[start + j], with_cp=with_cp, **mixer)
                       for j in range(depth)]
-            self.layers.append(EncoderLayer(blocks, PatchMerging(dims[i]) if i < 3 else None))
+            merging = PatchMerging(dims[i]) if i < 3 else nn.Identity()
+            self.layers.append(VSSStage(blocks, merging))
         rates = torch.linspace(0, drop_path_rate, sum(decoder_depths)).tolist()[::-1]
         self.layers_up = nn.ModuleList()
         for i, depth in enumerate(decoder_depths):
             level, start = 3 - i, sum(decoder_depths[:i])
             blocks = [MHSBlock(dims[level], rates[start + j], with_cp=with_cp, **mixer)
                       for j in range(depth)]
-            upsample = PatchExpand(dims[level + 1], dims[level], 2) if i > 0 else None
+            upsample = PatchExpand(dims[level + 1], dims[level], 2) if i > 0 else nn.Identity()
             self.layers_up.append(DecoderLayer(blocks, upsample))
         self.final_up = PatchExpand(dims[0], dims[0] // 4, 4)
         self._init_default_weights()
-
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of each returned map."""
-        channels = self.embed_dims[::-1] + [self.embed_dims[0] // 4]
-        return [channels[i] for i in self.out_indices]
+        self._freeze_stages()
 
     @property
     def sra_threshold(self) -> float:
@@ -319,12 +324,9 @@ class VMUNet(DenseBackbone):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'VMUNet expects images (N, {self.in_channels}, H, W), got shape '
-                             f'{tuple(x.shape)}')
-        if x.shape[0] == 0:
-            raise ValueError(f'VMUNet got an empty batch {tuple(x.shape)}: skip the forward '
-                             'pass when a batch has no images')
+        """Images ``(B, in_channels, H, W)`` -> the ``out_indices`` decoder maps, in index
+        order, cropped to ``ceil(H / stride)`` x ``ceil(W / stride)``; any H, W."""
+        self._check_images(x)
         height, width = x.shape[2:]
         pad_h, pad_w = -height % self.size_divisor, -width % self.size_divisor
         if pad_h or pad_w:
@@ -333,7 +335,7 @@ class VMUNet(DenseBackbone):
         skips = []
         for layer in self.layers:
             skips.append(x)
-            x = layer(x)
+            x = layer.downsample(layer.blocks(x))
         outs = []
         for i, layer in enumerate(self.layers_up):
             x = layer(x if i == 0 else x + skips[-i])
@@ -349,11 +351,12 @@ class VMUNet(DenseBackbone):
         x = x[:, :-(-height // stride), :-(-width // stride)]
         return x.permute(0, 3, 1, 2).contiguous()
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            self._freeze(self.patch_embed)
-        for i in range(self.frozen_stages):
-            self._freeze(self.layers[i])
+    def _stem_parts(self) -> list:
+        return [self.patch_embed]
+
+    def _stage_parts(self, index: int) -> list:
+        # an encoder layer: its blocks and the merging after them
+        return [self.layers[index]]
 
     # -- checkpoints ---------------------------------------------------------
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:

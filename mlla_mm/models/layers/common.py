@@ -1,6 +1,7 @@
 """Small layers shared by several backbones (no mmcv import: backbones need torch + mmengine only)."""
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -78,3 +79,22 @@ def stochastic_depth_rates(drop_path_rate: float, depths) -> list:
         out.append(rates[start:start + d])
         start += d
     return out
+
+
+class CheckpointedBlock(BaseModule):
+    """A block that can recompute itself in backward instead of keeping its activations.
+
+    Subclasses set ``self.with_cp`` and implement ``_forward(x)``; ``forward`` runs it under
+    ``torch.utils.checkpoint`` while training with a gradient (the random state is restored
+    for the recomputation, so DropPath draws the same masks), else plainly.
+    """
+
+    with_cp: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and self.training and x.requires_grad:
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
