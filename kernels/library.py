@@ -31,9 +31,9 @@ du, ddelta and dz like their input (channels innermost when it has them so, else
 everything else contiguous; an engine output in another layout is copied (the numba engine's
 dB and dC, the Triton engine's y for channels-last inputs).
 
-For export beyond PyTorch (ONNX), :func:`export_decompositions` gives a plain-PyTorch
-formulation of ``routed_scan`` (:mod:`mlla_kernels.routed_scan.portable`) for
-``ExportedProgram.run_decompositions``.
+For export beyond PyTorch (ONNX), :mod:`mlla_kernels.routed_scan.portable` holds a
+plain-PyTorch formulation of ``routed_scan`` (chunked, one ``scan`` over chunks); it is not
+wired into an export path yet (docs/deploy.md).
 """
 import importlib
 from typing import List, Optional, Sequence, Tuple

@@ -1,12 +1,11 @@
 """The routed scan in portable PyTorch: standard ops and one ``scan`` over chunks, traceable
 with symbolic H and W -- what ``mlla_kernels::routed_scan`` becomes for export beyond PyTorch.
 
-ONNX (and OpenVINO) cannot run our numba or Triton kernels, so
-:func:`mlla_kernels.library.export_decompositions` replaces the operator in an
-``ExportedProgram`` by :func:`routed_scan_portable`, which ``torch.onnx.export`` turns into
-standard ONNX operators: the per-step work is batched over the whole sequence and the only
-sequential part, the chain of chunk states, becomes one ONNX ``Scan`` whose trip count is the
-(dynamic) number of chunks.
+ONNX (and OpenVINO) cannot run our numba or Triton kernels; the plan (not wired yet, see
+docs/deploy.md) is to replace the operator in an ``ExportedProgram`` by
+:func:`routed_scan_portable`, whose per-step work is batched over the whole sequence and whose
+only sequential part, the chain of chunk states, is one ``scan`` whose trip count is the
+(dynamic) number of chunks (an ONNX ``Scan``).
 
 1. The route tables from the map's size (:func:`route_orders`): ``row`` and ``col`` walks,
    their snakes and reverses are arithmetic on ``arange(H * W)``, so H and W may be symbolic;
