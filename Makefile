@@ -2,6 +2,7 @@
 # ~25 min on a fresh machine, seconds when everything is there).
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo demo-seg demo-medseg test test-fast benchmark clean
 
@@ -17,8 +18,13 @@ demo-seg: setup
 demo-medseg: setup
 	$(PY) tools/demo.py --task medseg
 
+# test: everything (what CI runs); test-fast: the unit tests, not the e2e ones (< 2 min).
+# TEST_WORKERS pytest-xdist workers share the cores (tests/conftest.py); 0 runs in one process.
 test: setup
-	$(PY) -m pytest tests -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) -m "not e2e" --durations=10 $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) -m mlla_kernels.benchmark

@@ -93,6 +93,7 @@ print('OK')
 '''
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU fallbacks apply without CUDA')
 def test_distributed_on_cpu_uses_gloo_no_device_ids_and_bn():
     env = dict(os.environ, PORT='29533')

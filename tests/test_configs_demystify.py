@@ -110,6 +110,6 @@ def test_row_config_builds_and_runs(task, row, shared_models):
     if scope == 'mmdet':
         assert out[0].pred_instances.bboxes.shape[-1] == 4
     elif scope == 'mmseg':
-        assert out[0].pred_sem_seg.data.shape[-2:] == (64, 96)
+        assert out[0].pred_sem_seg.data.shape[-2:] == (32, 64)
     else:
         assert out[0].pred_score.shape == (1000, ) and torch.isfinite(out[0].pred_score).all()

@@ -55,6 +55,7 @@ def test_unknown_or_outside_names_are_errors():
     assert 'mask_rcnn_mlla_t.py' in names and '_base_/models/upernet.py' in names
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_train_tool_accepts_package_names():
     from mlla_mm.utils import launch
     cfg = launch.load_config('mlla_mm::upernet_mlla_t.py')
@@ -88,6 +89,7 @@ def _run(cmd, cwd, env=None):
     return proc.stdout
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_wheel_ships_configs(tmp_path):
     """Build a wheel from a clean copy of the sources, install it into a folder of its own
     and resolve ``mlla_mm::`` names from yet another folder with only that install."""

@@ -45,6 +45,7 @@ def test_register_model_helper_fills_every_registry():
         assert mod.MODELS.get('_RegistryProbe') is Probe
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_import_without_any_codebase():
     """mlla_mm must import, register and build with torch + mmengine alone."""
     code = '''

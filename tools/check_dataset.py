@@ -21,6 +21,7 @@ from collections import defaultdict
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import mlla_mm  # noqa: E402,F401  (registers our modules; applies the shims)
 from mlla_mm.datasets import checks  # noqa: E402
+from mlla_mm.datasets.required_paths import dataset_leaves  # noqa: E402
 from mlla_mm.utils import launch  # noqa: E402
 
 SPLITS = ('train', 'val', 'test')
@@ -42,18 +43,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (mmengine syntax)')
     return parser.parse_args(argv)
-
-
-def _leaves(dataset_cfg):
-    """The real datasets inside wrappers (RepeatDataset, ConcatDataset, ...)."""
-    if 'datasets' in dataset_cfg:
-        for sub in dataset_cfg['datasets']:
-            yield from _leaves(sub)
-    elif 'dataset' in dataset_cfg and 'data_root' not in dataset_cfg \
-            and 'ann_file' not in dataset_cfg:
-        yield from _leaves(dataset_cfg['dataset'])
-    else:
-        yield dataset_cfg
 
 
 def _join(root, path):
@@ -112,7 +101,10 @@ def main(argv=None) -> int:
     options = dict(args.cfg_options or {})
     if args.data_root:
         options['data_root'] = args.data_root
-    cfg = launch.load_config(args.config, options)
+    try:
+        cfg = launch.load_config(args.config, options)
+    except launch.DataNotFound as err:   # --data-root is not a folder
+        sys.exit(f'error: {err}')
     from mmengine.registry import init_default_scope
     init_default_scope(launch.codebase_of(cfg))
 
@@ -121,7 +113,7 @@ def main(argv=None) -> int:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
-        for leaf in _leaves(loader['dataset']):
+        for leaf in dataset_leaves(loader['dataset']):
             if leaf in seen:  # test_dataloader = val_dataloader
                 continue
             seen.append(leaf)

@@ -31,7 +31,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = launch.config_from_args(args)
+    try:   # a missing dataset is named before anything is built
+        cfg = launch.config_from_args(args, loaders=('test', ))
+    except launch.DataNotFound as err:
+        sys.exit(f'error: {err}')
     scope = launch.codebase_of(cfg)
 
     if args.checkpoint.lower() == 'none':

@@ -42,7 +42,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = launch.config_from_args(args)
+    try:   # a missing dataset is named before anything is built
+        cfg = launch.config_from_args(args, loaders=('train', 'val'))
+    except launch.DataNotFound as err:
+        sys.exit(f'error: {err}')
     if args.amp_dtype and not args.amp:
         raise ValueError('--amp-dtype needs --amp')
     if args.amp:

@@ -8,12 +8,16 @@ the runner itself is mmengine's, so every OpenMMLab convention (work_dirs,
 import json
 import os
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from mmengine.config import Config
 
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
+
+
+class DataNotFound(FileNotFoundError):
+    """The data a config needs is not there; the tools exit with the message, no traceback."""
 
 
 def codebase_of(cfg: Config) -> str:
@@ -38,8 +42,12 @@ def add_common_args(parser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def config_from_args(args) -> Config:
-    """Load ``args.config`` with the common flags applied, ready for a Runner."""
+def config_from_args(args, loaders: Sequence[str] = ()) -> Config:
+    """Load ``args.config`` with the common flags applied, ready for a Runner.
+
+    The datasets of ``loaders`` (``'train'``, ``'val'``, ``'test'``) are checked to exist
+    before anything is built: :class:`DataNotFound` names what is missing.
+    """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     options = dict(args.cfg_options or {})
@@ -47,10 +55,20 @@ def config_from_args(args) -> Config:
         options['data_root'] = args.data_root
     cfg = load_config(args.config, options)
     codebase_of(cfg)
+    check_data(cfg, loaders, args.config)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.config, args.work_dir)
     adapt_to_machine(cfg)
     return cfg
+
+
+def check_data(cfg: Config, loaders: Sequence[str], config: str) -> None:
+    """:class:`DataNotFound` naming every file/folder the ``loaders`` need that is not there
+    (:mod:`mlla_mm.datasets.required_paths`)."""
+    from ..datasets.required_paths import missing_data_message, missing_paths
+    missing = missing_paths(cfg, loaders)
+    if missing:
+        raise DataNotFound(missing_data_message(missing, config))
 
 
 def build_runner(cfg: Config):
@@ -77,15 +95,13 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 def _dataloaders(cfg: Config):
+    from ..datasets.required_paths import dataset_leaves
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
         if loader is None:
             continue
-        dataset = loader.get('dataset')
-        # wrappers (RepeatDataset, ConcatDataset ...) keep the real one inside
-        while dataset is not None and 'dataset' in dataset and 'data_root' not in dataset:
-            dataset = dataset['dataset']
-        if dataset is not None:
+        # wrappers (RepeatDataset, ConcatDataset ...) keep the real ones inside
+        for dataset in dataset_leaves(loader.get('dataset')):
             yield key, dataset
 
 
@@ -106,9 +122,9 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
     """
     from mmengine.logging import print_log
     if not osp.isdir(data_root):
-        raise FileNotFoundError(f'data_root {data_root!r} is not a directory (generate the demo '
-                                'data with tools/dataset_converters/generate_demo_data.py, or '
-                                'see README "Datasets" for COCO / ADE20K)')
+        raise DataNotFound(f'--data-root {data_root!r} is not a directory (generate the demo '
+                           'data with tools/dataset_converters/generate_demo_data.py, or '
+                           'see README "Datasets" for COCO / ADE20K)')
     data_root = data_root.rstrip('/') + '/'
     for _, dataset in _dataloaders(cfg):
         dataset['data_root'] = data_root

@@ -61,6 +61,7 @@ def test_numba_is_a_cpu_backend():
     assert 'numba' not in available_backends('cuda')
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_import_and_run_without_numba():
     """With numba unimportable, import works, 'auto' runs torch, and asking for numba says why."""
     code = (
@@ -113,6 +114,7 @@ def test_entry_points_stay_functions_after_lazy_imports():
     assert callable(mlla_kernels.bidirectional_selective_scan)
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_import_and_run_without_triton():
     """With triton unimportable, import works, 'auto' runs, and asking for triton says why."""
     code = (

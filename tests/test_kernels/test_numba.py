@@ -225,6 +225,7 @@ def test_math_functions_are_accurate_to_fp32_rounding():
     assert apply(1, np.array([-130.0, -200.0], np.float32)).max() == 0   # underflow to 0
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_kernels_fall_back_to_memory_when_no_cache_location(tmp_path):
     """Where numba finds no writable cache location it raises at decoration time; the kernels
     then compile in memory (once per process) with a warning instead of failing to import."""
@@ -252,6 +253,7 @@ def test_kernels_fall_back_to_memory_when_no_cache_location(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_a_second_process_loads_the_compiled_kernels_from_disk():
     """The first call compiles once; a later process reuses the on-disk cache."""
     from mlla_kernels import numba_utils as nu

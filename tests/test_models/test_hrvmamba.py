@@ -463,7 +463,7 @@ def test_registered_everywhere():
 def test_dss2d_flops_count_the_dcn_and_the_scan():
     """The DCNv4 aggregation is one probe node of 4 k^2 MACs per output value (36 HWD, the
     authors' DCNv4Function_jit); the scan 9 L D N + L D over the 4 routes."""
-    from mlla_mm.utils.flops import count_complexity
+    from mlla_mm.analysis.flops import count_complexity
     op = DSS2D(32, dcn_offset_dw=True)                  # D = 64, 2 groups, N = 1
     result = count_complexity(op, torch.randn(1, 32, 10, 7))
     pixels, d = 70, 64
@@ -475,7 +475,7 @@ def test_flops_match_the_paper():
     """HRVMamba-T's pose backbone at 256x192 with the authors' counting conventions: within
     2 % of the paper's 2M / 1.1 GFLOPs (S, B and 384x288: docs/hrvmamba.md, get_flops.py
     --published)."""
-    from mlla_mm.utils.flops import count_complexity
+    from mlla_mm.analysis.flops import count_complexity
     model = HRVMamba('tiny', out_indices=(0,), with_out_norms=False)
     result = count_complexity(model, torch.randn(1, 3, 256, 192))
     assert result['scans'] == 44

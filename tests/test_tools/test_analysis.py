@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlla_mm.utils import benchmark as bm
-from mlla_mm.utils.flops import (complexity_of_backbone, count_complexity, scans_as_probes,
-                                 selective_scan_flops)
+from mlla_mm.analysis import benchmark as bm
+from mlla_mm.analysis.flops import (complexity_of_backbone, count_complexity,
+                                    scans_as_probes, selective_scan_flops)
 
 
 class ToyConvNet(nn.Module):
@@ -87,6 +87,7 @@ def test_benchmark_failure_skips_larger_sizes():
     assert '| fragile | 64 | 1 | – |' in table
 
 
+@pytest.mark.e2e   # a fresh Python process: not in make test-fast
 def test_benchmark_isolated_case_measures_memory():
     """One case in a fresh interpreter: the result comes back with a memory figure."""
     results = bm.run_benchmark([TOY], sizes=[64], warmup=0, repeat=2, isolate=True,
@@ -95,6 +96,24 @@ def test_benchmark_isolated_case_measures_memory():
     assert res['status'] == 'ok', res.get('error')
     assert len(res['times_ms']) == 2 and res['mem_mb'] is not None and res['mem_mb'] >= 0
     assert res['mem_method'].startswith('peak RSS delta')
+
+
+def test_benchmark_script_is_the_module_cli(tmp_path, capsys):
+    """tools/analysis/benchmark_backbones.py only forwards to mlla_mm.analysis.benchmark.main:
+    a measured sweep, then --merge of its JSON, both writing the table."""
+    import importlib.util
+    script = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'analysis',
+                      'benchmark_backbones.py')
+    spec = importlib.util.spec_from_file_location('benchmark_backbones', script)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main is bm.main
+    toy = f'toy={{"type": "{__name__}:ToyConvNet"}}'
+    bm.main(['--backbones', toy, '--sizes', '32', '--warmup', '0', '--repeat', '1',
+             '--no-isolate', '--device', 'cpu', '--out-dir', str(tmp_path), '--stem', 'run'])
+    assert '| toy | 32 | 1 |' in capsys.readouterr().out
+    bm.main(['--merge', str(tmp_path / 'run.json'), '--out-dir', str(tmp_path / 'merged')])
+    assert '| toy | 32 | 1 |' in (tmp_path / 'merged' / 'backbone_scaling.md').read_text()
 
 
 def test_resolve_spec_errors_and_json():
@@ -165,7 +184,7 @@ def test_scan_probe_counts_the_formula_and_restores_the_kernels():
 
 
 def bm_scan_names():
-    from mlla_mm.utils.flops import SCAN_ENTRY_POINTS
+    from mlla_mm.analysis.flops import SCAN_ENTRY_POINTS
     return SCAN_ENTRY_POINTS
 
 

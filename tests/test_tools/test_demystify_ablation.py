@@ -1,12 +1,11 @@
-"""tools/analysis/demystify_ablation.py: every row trains and is evaluated in its own process."""
+"""tools/analysis/demystify_ablation.py: the config of a row (a row trained and evaluated:
+tests/e2e/test_demystify_ablation_run.py)."""
 import importlib.util
-import json
 import os.path as osp
 
 import pytest
 
-from tool_runner import PY, ROOT, run_tool
-
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'demystify_ablation.py')
 
 
@@ -30,16 +29,3 @@ def test_row_config_is_the_demo_on_an_iteration_budget(demo_coco):
                                                   'instances_val2017.json')
     with pytest.raises(SystemExit):
         tool.parse_args(['--rows', 'mamba2'])
-
-
-def test_mini_ablation_trains_and_evaluates_a_row(demo_coco, tmp_path):
-    """The recurrent (selective-scan) row through mmdet training and CocoMetric."""
-    run_tool([PY, SCRIPT, '--rows', 'forget_gate', '--iters', '2', '--batch', '2',
-              '--data-root', demo_coco, '--work-dir', str(tmp_path)])
-    table = (tmp_path / 'ablation.md').read_text()
-    assert 'Toy-scale harness check, not a scientific result' in table
-    assert '| `forget_gate` | 78.4 |' in table
-    (row, ) = json.loads((tmp_path / 'ablation.json').read_text())['results']
-    assert row['status'] == 'ok', row
-    assert row['s_per_iter'] > 0 and row['peak_rss_mb'] > 100
-    assert all(0 <= row[k] <= 1 for k in ('bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50'))

@@ -12,11 +12,11 @@ import threading
 import pytest
 import torch
 
-from tool_runner import ROOT
 from mlla_mm.models.backbones import MLLA, VMamba
 from mlla_mm.utils import download as dl
 from mlla_mm.utils.pretrained_zoo import OfficialCheckpoint
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_MLLA = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1])
 TINY_VMAMBA = dict(preset='tiny', embed_dims=16, depths=[1, 1, 1, 1])
 

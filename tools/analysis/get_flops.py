@@ -2,7 +2,7 @@
 
 The selective scans (routed through a probe op while counting) and attention
 (matmul / scaled_dot_product_attention) are counted; one multiply-add is one
-FLOP, as in the papers (see mlla_mm/utils/flops.py).
+FLOP, as in the papers (see mlla_mm/analysis/flops.py).
 
 Examples::
 
@@ -22,10 +22,10 @@ sys.path.insert(0, ROOT)
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mlla_mm.utils.benchmark import PRESETS  # noqa: E402
-from mlla_mm.utils.flops import (PUBLISHED, SCAN_CONVENTIONS,  # noqa: E402
-                                 complexity_of_backbone, complexity_of_config,
-                                 resolve_config_path)
+from mlla_mm.analysis.benchmark import PRESETS  # noqa: E402
+from mlla_mm.analysis.flops import (PUBLISHED, SCAN_CONVENTIONS,  # noqa: E402
+                                    complexity_of_backbone, complexity_of_config,
+                                    resolve_config_path)
 
 
 def parse_args(argv=None):

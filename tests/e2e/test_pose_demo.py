@@ -23,25 +23,16 @@ TINY = ['train_dataloader.batch_size=2', 'train_dataloader.dataset.indices=4',
 
 
 @pytest.fixture(scope='module')
-def pose_data(tmp_path_factory):
-    from mlla_mm.datasets.demo_pose import generate_coco_pose
-    root = str(tmp_path_factory.mktemp('demo_coco_pose'))
-    generate_coco_pose(root, num_train=4, num_val=2, image_size=(160, 128),
-                       persons_per_image=(1, 3), person_height=(50, 120), seed=1)
-    return root
-
-
-@pytest.fixture(scope='module')
-def demo_run(pose_data, tmp_path_factory):
+def demo_run(demo_coco_pose, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('pose_demo'))
-    out = run_tool([PY, 'tools/demo.py', '--task', 'pose', '--data-root', pose_data,
+    out = run_tool([PY, 'tools/demo.py', '--task', 'pose', '--data-root', demo_coco_pose,
                     '--work-dir', work_dir, '--num-pictures', '2', '--cfg-options',
                     'train_cfg.max_epochs=1', *TINY])
     with open(osp.join(work_dir, 'demo_results.json')) as f:
         return work_dir, out, json.load(f)['pose']
 
 
-def test_pose_demo_evaluates_trains_and_draws(demo_run, pose_data):
+def test_pose_demo_evaluates_trains_and_draws(demo_run, demo_coco_pose):
     work_dir, out, results = demo_run
     assert results['config'] == CONFIG
     for stage in ('untrained', 'trained'):
@@ -60,13 +51,14 @@ def test_pose_demo_evaluates_trains_and_draws(demo_run, pose_data):
         assert osp.isfile(path) and path in out
     # ground truth | prediction under a title band; every person of the image is drawn on
     # the ground-truth half (keypoints and skeletons over the input image)
-    source = mmcv.imread(osp.join(pose_data, 'val2017', '000000000001.jpg')).astype(np.float32)
+    source = mmcv.imread(osp.join(demo_coco_pose, 'val2017', '000000000001.jpg')
+                         ).astype(np.float32)
     picture = mmcv.imread(next(p for p in pictures if p.endswith('val_000000000001.png'))
                           ).astype(np.float32)
     h, w = source.shape[:2]
     assert picture.shape[:2] == (h + 22, 2 * w)
     changed = np.abs(picture[22:, :w] - source).max(axis=2) > 60
-    with open(osp.join(pose_data, 'annotations', 'person_keypoints_val2017.json')) as f:
+    with open(osp.join(demo_coco_pose, 'annotations', 'person_keypoints_val2017.json')) as f:
         anns = [a for a in json.load(f)['annotations'] if a['image_id'] == 1]
     for ann in anns:   # drawing near every labelled keypoint of every person
         kpts = np.array(ann['keypoints']).reshape(17, 3)
@@ -75,11 +67,11 @@ def test_pose_demo_evaluates_trains_and_draws(demo_run, pose_data):
         assert np.mean(near) > 0.8, ann['id']
 
 
-def test_pose_training_resumes(demo_run, pose_data):
+def test_pose_training_resumes(demo_run, demo_coco_pose):
     """--resume picks up the demo's run (epoch 1) and trains epoch 2 only."""
     work_dir = osp.join(demo_run[0], 'pose')
     out = run_tool([PY, 'tools/train.py', CONFIG, '--work-dir', work_dir, '--resume',
-                    '--data-root', pose_data, '--cfg-options', 'train_cfg.max_epochs=2',
+                    '--data-root', demo_coco_pose, '--cfg-options', 'train_cfg.max_epochs=2',
                     'train_cfg.val_interval=2', *TINY])
     assert 'resumed epoch: 1' in out.lower() or 'resumed from' in out.lower(), out[-3000:]
     assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
