@@ -22,6 +22,8 @@ when numba imports (float64: ``torch``), and ``torch`` otherwise; the environmen
 of :data:`mlla_kernels.dispatch.BACKENDS_TABLE`; :func:`available_backends` lists what can run
 here. Backends are imported on first use.
 """
+import torch
+
 # The subpackages share names with the entry points below; importing them first makes the
 # functions win the package attributes (a lazy first import would rebind the name to the module).
 from . import bidirectional as _bidirectional_pkg  # noqa: F401
@@ -29,10 +31,11 @@ from . import cross_scan as _cross_scan_pkg  # noqa: F401
 from . import depthwise_conv as _depthwise_conv_pkg  # noqa: F401
 from . import linear_attention as _linear_attention_pkg  # noqa: F401
 from . import dispatch
+from . import library  # registers the torch.ops.mlla_kernels operators
 from . import routed_scan as _routed_scan_pkg  # noqa: F401
 from . import selective_scan as _selective_scan_pkg  # noqa: F401
 from .dispatch import BACKENDS, ENV_VAR, KERNEL_BACKENDS, available_backends, get_impl
-from .route_tables import CROSS_SCAN_ROUTES, ROUTE_KINDS, Route, as_routes, route_table
+from .route_tables import CROSS_SCAN_ROUTES, ROUTE_KINDS, Route, route_table
 
 __all__ = ['selective_scan', 'cross_scan_selective_scan', 'bidirectional_selective_scan',
            'routed_selective_scan', 'depthwise_conv2d', 'linear_attention', 'Route',
@@ -45,7 +48,9 @@ def _run(op, backend, args):
 
     The backend comes from the caller, the environment or 'auto' (:func:`dispatch.request`);
     a backend whose row asks for it is checked against 'torch' at its first use on a GPU
-    (:mod:`mlla_kernels.selfcheck`), which may turn an automatic choice into 'torch'.
+    (:mod:`mlla_kernels.selfcheck`), which may turn an automatic choice into 'torch'. This is
+    the implementation of the registered operators ``torch.ops.mlla_kernels.<op>``
+    (:mod:`mlla_kernels.library`), which the entry points call.
     """
     wanted = dispatch.request(backend)
     check = dispatch.validate(op, args)
@@ -56,6 +61,22 @@ def _run(op, backend, args):
         from . import selfcheck
         name = selfcheck.backend_for(op, wanted.origin, dict(check.tensors), check.sizes, args)
     return get_impl(op, name)(**args)
+
+
+_TENSOR_ARGS = ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')
+
+
+def _call(op, args):
+    """Run a public scan as its operator ``torch.ops.mlla_kernels.<op>`` (one node under
+    torch.compile and torch.export). Arguments the operator's schema cannot take go straight
+    to :func:`_run`, whose checks name the argument and the fix."""
+    typed = (all(args.get(k) is None or isinstance(args[k], torch.Tensor) for k in _TENSOR_ARGS)
+             and isinstance(args['backend'], str)
+             and isinstance(args.get('directions', 0), int))
+    if not typed:
+        args = dict(args)
+        return _run(op, args.pop('backend'), args)
+    return getattr(torch.ops.mlla_kernels, op)(**args)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -81,9 +102,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     Returns:
         y (batch, D, L) in u's dtype [, last_state].
     """
-    return _run('selective_scan', backend, dict(
+    y, last = _call('selective_scan', dict(
         u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
-        delta_softplus=delta_softplus, return_last_state=return_last_state))
+        delta_softplus=bool(delta_softplus), backend=backend))
+    return (y, last) if return_last_state else y
 
 
 def cross_scan_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
@@ -107,9 +129,9 @@ def cross_scan_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_
     Returns:
         (batch, Di, H, W) in u's dtype: the sum over routes of each route's output at its pixel.
     """
-    return _run('cross_scan_selective_scan', backend, dict(
+    return _call('cross_scan_selective_scan', dict(
         u=u, delta=delta, A=A, B=B, C=C, D=D, delta_bias=delta_bias,
-        delta_softplus=delta_softplus, directions=directions))
+        delta_softplus=bool(delta_softplus), directions=directions, backend=backend))
 
 
 def bidirectional_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
@@ -129,9 +151,9 @@ def bidirectional_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=N
     Returns:
         y_fwd + y_bwd: (batch, Di, L) in u's dtype.
     """
-    return _run('bidirectional_selective_scan', backend, dict(
+    return _call('bidirectional_selective_scan', dict(
         u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
-        delta_softplus=delta_softplus))
+        delta_softplus=bool(delta_softplus), backend=backend))
 
 
 def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True,
@@ -162,9 +184,10 @@ def routed_selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
         merge=True: (batch, Di, H, W), the sum over routes; merge=False: (batch, K, Di, H, W),
         each route's output at its pixels. In u's dtype.
     """
-    return _run('routed_selective_scan', backend, dict(
+    return _call('routed_selective_scan', dict(
         u=u, delta=delta, A=A, B=B, C=C, D=D, delta_bias=delta_bias,
-        delta_softplus=delta_softplus, routes=as_routes(routes), merge=bool(merge)))
+        delta_softplus=bool(delta_softplus), routes=library.format_routes(routes),
+        merge=bool(merge), backend=backend))
 
 
 def depthwise_conv2d(x, weight, bias=None, padding=None, activation=None, residual=False,

@@ -447,9 +447,10 @@ def _op_module(op: str, backend: str):
 
 
 def _bound(op: str, backend: str, engine: str) -> Callable:
+    """``op`` on the operator ``mlla_kernels::routed_scan`` with this backend's engine."""
     if (op, backend) not in _BOUND:
-        module = importlib.import_module(engine, __package__)
-        _BOUND[op, backend] = routes.bind(op, module.routed_scan, backend)
+        from . import library
+        _BOUND[op, backend] = routes.bind(op, library.engine(backend), backend)
     return _BOUND[op, backend]
 
 

@@ -19,7 +19,8 @@ the ``torch`` backends, forward and backward, and compares the output and every 
   :func:`mlla_kernels.dispatch.request` recorded it) is kept -- after the same warning -- so
   that tests and benchmarks of the kernels themselves still run them.
 - ``MLLA_KERNELS_SELFCHECK=0`` turns the check off. It is skipped while a CUDA graph is being
-  captured or torch.compile traces (it would break either); the next eager call runs it.
+  captured or torch.compile / torch.export traces (it would break either); the next eager call
+  runs it.
 - The problem is generated with a private generator: the global (CPU and CUDA) random states
   are untouched, so seeded runs stay reproducible. Cost: one small forward+backward per backend
   per configuration (milliseconds once the kernels are compiled; compiling is shared with the
@@ -117,8 +118,11 @@ def reset():
         _warned.clear()
 
 
-def _busy() -> bool:
-    """A CUDA graph capture or a torch.compile trace is under way."""
+def _busy(u: Optional[torch.Tensor] = None) -> bool:
+    """A CUDA graph capture or a torch.compile / torch.export trace (u a fake tensor) is under
+    way."""
+    if u is not None and torch._subclasses.fake_tensor.is_fake(u):
+        return True
     if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
         return True
     compiler = getattr(torch, 'compiler', None)
@@ -154,7 +158,7 @@ def backend_for(op: str, origin: str, tensors: Dict[str, torch.Tensor],
            tuple(dtypes.items()))
     with _lock:
         if key not in _checked:
-            if _busy():
+            if _busy(u):
                 return 'torch' if fallback_key in _failed and origin == 'auto' else 'triton'
             result = check(op, u.device, dtypes, sizes['N'], structure)
             _checked[key] = result

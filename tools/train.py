@@ -1,8 +1,8 @@
 """Train a detector (mmdet) or segmentor (mmseg) from any config of this repo.
 
     python tools/train.py configs/mask_rcnn_mlla_t.py [--work-dir DIR] [--resume [CKPT]]
-        [--amp [--amp-dtype bfloat16]] [--cfg-options k=v ...] [--data-root DIR]
-        [--launcher pytorch]
+        [--amp [--amp-dtype bfloat16]] [--compile [--compile-backend B]]
+        [--cfg-options k=v ...] [--data-root DIR] [--launcher pytorch]
 
 The codebase is chosen from the config's default_scope. Without CUDA, distributed
 runs use gloo and SyncBN falls back to BN (see mlla_mm/compat.py).
@@ -26,6 +26,11 @@ def parse_args(argv=None):
     parser.add_argument('--amp-dtype', choices=launch.AMP_DTYPES,
                         help='with --amp: the autocast dtype (GPU default float16; the CPU '
                         'takes only bfloat16)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the backbone as one graph (fullgraph=True)')
+    parser.add_argument('--compile-backend',
+                        help="with --compile: torch.compile's backend (default inductor; "
+                        "'aot_eager' compiles in seconds but runs at eager speed)")
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -45,6 +50,8 @@ def main(argv=None):
         raise ValueError('--amp-dtype needs --amp')
     if args.amp:
         launch.enable_amp(cfg, args.amp_dtype)
+    if args.compile_backend and not args.compile:
+        raise ValueError('--compile-backend needs --compile')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
@@ -60,6 +67,8 @@ def main(argv=None):
         cfg.load_from = args.resume
 
     runner = launch.build_runner(cfg)
+    if args.compile:
+        launch.compile_backbone(runner.model, args.compile_backend)
     runner.train()
     return runner
 

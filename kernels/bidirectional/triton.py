@@ -2,7 +2,9 @@
 sharing the gate z (nothing is flipped), see :mod:`mlla_kernels.routed_scan.triton`."""
 from .. import routes
 from ..dispatch import checked
-from ..routed_scan.triton import routed_scan
+from ..library import engine
+
+routed_scan = engine('triton')
 
 
 @checked('bidirectional_selective_scan', 'triton')

@@ -3,7 +3,9 @@ the H x W map, read and written in place (no routed copy), see
 :mod:`mlla_kernels.routed_scan.triton`."""
 from .. import routes
 from ..dispatch import checked
-from ..routed_scan.triton import routed_scan
+from ..library import engine
+
+routed_scan = engine('triton')
 
 
 @checked('cross_scan_selective_scan', 'triton')

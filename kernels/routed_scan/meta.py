@@ -1,9 +1,10 @@
 """The routed scan on ``meta`` tensors: outputs of the right shapes, dtypes and layout, no data.
 
-For shape inference (tracing, FLOP counting, fake implementations of exported ops): every
-operation maps onto this engine through :mod:`mlla_kernels.routes` like onto the numba and
-Triton ones, so the shapes it returns are those of the real engines. Nothing is computed, so
-there is nothing to differentiate: gradients are not available on meta tensors.
+For shape inference (tracing, FLOP counting): every operation maps onto this backend through
+:mod:`mlla_kernels.routes` like onto the numba and Triton ones. Through the operator
+(:mod:`mlla_kernels.library`) a meta tensor never reaches this module: the operator's fake
+implementation answers, with the shapes and layouts of the real engines; :func:`routed_scan`
+serves direct calls. Nothing is computed, so nothing is saved for a backward.
 """
 import torch
 
@@ -19,3 +20,8 @@ def routed_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softpl
     y = torch.empty(y_shape, dtype=u.dtype, device=u.device)
     last = torch.empty(batch, n_routes, dim, A.shape[-1], dtype=compute, device=u.device)
     return y, last
+
+
+def saved_shapes(batch, n_routes, dim, length, n_state, compute):
+    """Nothing is kept for a backward."""
+    return []

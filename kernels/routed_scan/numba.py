@@ -704,95 +704,129 @@ def _plan(u, delta, B, z, delta_softplus, merge):
                 bool(merge) or n_routes == 1)
 
 
-class RoutedScanNumba(torch.autograd.Function):
-    """Autograd wrapper of the fused CPU kernels, on the layout of the module docstring.
-
-    forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, order, merge)
-    -> (y, last_state (batch, K, DIM, N)), in the compute dtype; y (batch, DIM, L) merged,
-    else (batch, K, DIM, L).
-    """
-
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, order, merge):
-        plan = _plan(u, delta, B, z, delta_softplus, merge)
-        dtype = u.dtype
-        save = any(ctx.needs_input_grad[:8])
-        y_shape = ((plan.batch, plan.dim, plan.length) if merge else
-                   (plan.batch, plan.routes, plan.dim, plan.length))
-        y = _like_layout(u, y_shape, dtype)
-        y4 = y.unsqueeze(1) if merge else y
-        last = torch.empty(plan.batch, plan.routes, plan.dim, plan.n_state, dtype=dtype)
-        states = torch.empty((plan.batch, plan.routes, plan.n_chunks, plan.n_state, plan.dim)
-                             if save else (1, 1, 1, 1, 1), dtype=dtype)
-        prob = _problem(u, delta, A, B, C, D, z, delta_bias, order)
-        out = ForwardOut(_strided(y4, 4), states.numpy(), last.numpy(), save)
-        _run(_forward_programs, plan.batch * plan.groups * plan.blocks, prob, plan, out)
-        if save:
-            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, order, states)
-        ctx.plan = plan
-        ctx.set_materialize_grads(False)
-        return y, last
-
-    @staticmethod
-    def backward(ctx, dy, dlast):
-        u, delta, A, B, C, D, z, delta_bias, order, states = ctx.saved_tensors
-        plan = ctx.plan
-        dtype = u.dtype
-        if dy is None:
-            dy = torch.zeros(plan.batch, plan.dim, plan.length, dtype=dtype)
-        dy = dy.to(dtype)
-        du = _like_layout(u, tuple(u.shape), dtype, zero=plan.shared_u)
-        ddelta = _like_layout(delta, tuple(delta.shape), dtype)
-        dz = None if z is None else _like_layout(z, tuple(z.shape), dtype,
-                                                  zero=plan.routes > 1)
-        acc = torch.float64
-        per_route = (plan.batch, plan.routes, plan.dim)
-        partial = (plan.blocks, plan.batch, plan.routes, plan.groups, plan.length, plan.n_state)
-        dA, dD, dbias = (torch.empty(*per_route, plan.n_state, dtype=acc),
-                         torch.empty(per_route, dtype=acc), torch.empty(per_route, dtype=acc))
-        dBp, dCp = torch.empty(partial, dtype=dtype), torch.empty(partial, dtype=dtype)
-        dlast_np = (np.zeros((1, 1, 1, 1), states.numpy().dtype) if dlast is None
-                    else dlast.detach().to(dtype).contiguous().numpy())
-        adjoint = Adjoint(_strided(dy.unsqueeze(1) if dy.dim() == 3 else dy, 4),
-                          states.numpy(), dlast_np, dlast is not None)
-        grads = Grads(_strided(du, 4), _strided(ddelta, 4), _strided(dz, 3), dA.numpy(),
-                      dD.numpy(), dbias.numpy(), dBp.numpy(), dCp.numpy())
-        prob = _problem(u, delta, A, B, C, D, z, delta_bias, order)
-        _run(_backward_programs, plan.batch * plan.groups * plan.blocks, prob, plan, adjoint,
-             grads)
-        # fixed-order sums over channel blocks and batch: thread-count independent
-        dB = dBp.sum(0).transpose(-1, -2)
-        dC = dCp.sum(0).transpose(-1, -2)
-        if B.shape[1] == 1 and plan.routes > 1:
-            dB = dB.sum(1, keepdim=True)
-        if C.shape[1] == 1 and plan.routes > 1:
-            dC = dC.sum(1, keepdim=True)
-
-        def param_grad(grad, like):
-            return None if like is None else grad.sum(0).to(like.dtype).view_as(like)
-
-        return (du, ddelta, param_grad(dA, A), dB, dC, param_grad(dD, D),
-                dz, param_grad(dbias, delta_bias), None, None, None)
+def saved_shapes(batch, n_routes, dim, length, n_state, compute):
+    """What :func:`forward` saves for :func:`backward` (shapes and dtypes, for fake tensors):
+    the state at each chunk start, (batch, K, n_chunks, N, DIM) in the compute dtype."""
+    return [((batch, n_routes, -(-length // CHUNK), n_state, dim), compute)]
 
 
-def routed_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                order=None, merge=True):
-    """Run the fused CPU scan on the layout of the module docstring.
+def forward(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+            order=None, merge=True, save=True):
+    """The scan on the layout of the module docstring, no autograd.
 
     Returns (y in u's dtype: (batch, DIM, L) merged, else (batch, K, DIM, L); last_state
-    (batch, K, DIM, N) float32, or float64 for float64 inputs). fp16/bf16 inputs are read as
-    float32 (one cast each).
+    (batch, K, DIM, N) in the compute dtype; ``saved``: the list :func:`backward` needs, the
+    chunk start states (:func:`saved_shapes`; a 1-element dummy unless ``save``)).
+    fp16/bf16 inputs are read as float32 (one cast each).
     """
     if u.device.type != 'cpu':
         raise RuntimeError(f"backend='numba' runs on CPU tensors; got device {u.device}. "
                            "Use backend='triton' or 'torch' (or 'auto') for CUDA tensors.")
     dtype_in = u.dtype
-    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
+    dtype = torch.float64 if dtype_in == torch.float64 else torch.float32
     u, delta, A, B, C, D, z, delta_bias = (
-        None if t is None else t.to(compute) for t in (u, delta, A, B, C, D, z, delta_bias))
-    y, last = RoutedScanNumba.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
-                                    order, bool(merge))
-    return y.to(dtype_in), last
+        None if t is None else t.detach().to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias))
+    plan = _plan(u, delta, B, z, delta_softplus, merge)
+    y_shape = ((plan.batch, plan.dim, plan.length) if merge else
+               (plan.batch, plan.routes, plan.dim, plan.length))
+    y = _like_layout(u, y_shape, dtype)
+    y4 = y.unsqueeze(1) if merge else y
+    last = torch.empty(plan.batch, plan.routes, plan.dim, plan.n_state, dtype=dtype)
+    states = torch.empty((plan.batch, plan.routes, plan.n_chunks, plan.n_state, plan.dim)
+                         if save else (1, 1, 1, 1, 1), dtype=dtype)
+    prob = _problem(u, delta, A, B, C, D, z, delta_bias, order)
+    out = ForwardOut(_strided(y4, 4), states.numpy(), last.numpy(), save)
+    _run(_forward_programs, plan.batch * plan.groups * plan.blocks, prob, plan, out)
+    return y.to(dtype_in), last, [states]
+
+
+def backward(dy, dlast, saved, u, delta, A, B, C, D=None, z=None, delta_bias=None,
+             delta_softplus=False, order=None, merge=True):
+    """Gradients of :func:`forward`'s (y, last_state) with respect to u, delta, A, B, C, D, z
+    and delta_bias (None for a missing input), each in its input's dtype; ``dy``/``dlast``
+    may be None (no gradient), ``saved`` is what the forward returned."""
+    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u, delta, A, B, C, D, z, delta_bias = (
+        None if t is None else t.detach().to(dtype) for t in inputs)
+    states, = saved
+    plan = _plan(u, delta, B, z, delta_softplus, merge)
+    if dy is None:
+        dy = torch.zeros(plan.batch, plan.dim, plan.length, dtype=dtype)
+    dy = dy.detach().to(dtype)
+    du = _like_layout(u, tuple(u.shape), dtype, zero=plan.shared_u)
+    ddelta = _like_layout(delta, tuple(delta.shape), dtype)
+    dz = None if z is None else _like_layout(z, tuple(z.shape), dtype, zero=plan.routes > 1)
+    acc = torch.float64
+    per_route = (plan.batch, plan.routes, plan.dim)
+    partial = (plan.blocks, plan.batch, plan.routes, plan.groups, plan.length, plan.n_state)
+    dA, dD, dbias = (torch.empty(*per_route, plan.n_state, dtype=acc),
+                     torch.empty(per_route, dtype=acc), torch.empty(per_route, dtype=acc))
+    dBp, dCp = torch.empty(partial, dtype=dtype), torch.empty(partial, dtype=dtype)
+    dlast_np = (np.zeros((1, 1, 1, 1), states.numpy().dtype) if dlast is None
+                else dlast.detach().to(dtype).contiguous().numpy())
+    adjoint = Adjoint(_strided(dy.unsqueeze(1) if dy.dim() == 3 else dy, 4),
+                      states.numpy(), dlast_np, dlast is not None)
+    grads = Grads(_strided(du, 4), _strided(ddelta, 4), _strided(dz, 3), dA.numpy(),
+                  dD.numpy(), dbias.numpy(), dBp.numpy(), dCp.numpy())
+    prob = _problem(u, delta, A, B, C, D, z, delta_bias, order)
+    _run(_backward_programs, plan.batch * plan.groups * plan.blocks, prob, plan, adjoint,
+         grads)
+    # fixed-order sums over channel blocks and batch: thread-count independent
+    dB = dBp.sum(0).transpose(-1, -2)
+    dC = dCp.sum(0).transpose(-1, -2)
+    if B.shape[1] == 1 and plan.routes > 1:
+        dB = dB.sum(1, keepdim=True)
+    if C.shape[1] == 1 and plan.routes > 1:
+        dC = dC.sum(1, keepdim=True)
+
+    def param_grad(grad, like):
+        return None if like is None else grad.sum(0).view_as(like)
+
+    grads = (du, ddelta, param_grad(dA, A), dB, dC, param_grad(dD, D), dz,
+             param_grad(dbias, delta_bias))
+    return tuple(None if g is None else g.to(t.dtype) for g, t in zip(grads, inputs))
+
+
+class RoutedScanNumba(torch.autograd.Function):
+    """Autograd wrapper of :func:`forward` and :func:`backward` (direct use of the engine;
+    the entry points run it through the ``mlla_kernels::routed_scan`` operator,
+    :mod:`mlla_kernels.library`).
+
+    forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, order, merge)
+    -> (y, last_state (batch, K, DIM, N)); y (batch, DIM, L) merged, else (batch, K, DIM, L).
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, order, merge):
+        save = any(ctx.needs_input_grad[:8])
+        y, last, saved = forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, order,
+                                 merge, save)
+        if save:
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, order, *saved)
+        ctx.options = (delta_softplus, merge)
+        ctx.set_materialize_grads(False)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, dy, dlast):
+        u, delta, A, B, C, D, z, delta_bias, order, *saved = ctx.saved_tensors
+        delta_softplus, merge = ctx.options
+        grads = backward(dy, dlast, saved, u, delta, A, B, C, D, z, delta_bias,
+                         delta_softplus, order, merge)
+        return grads + (None, None, None)
+
+
+def routed_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                order=None, merge=True):
+    """Run the fused CPU scan on the layout of the module docstring, with autograd.
+
+    Returns (y in u's dtype: (batch, DIM, L) merged, else (batch, K, DIM, L); last_state
+    (batch, K, DIM, N) float32, or float64 for float64 inputs). fp16/bf16 inputs are read as
+    float32 (one cast each).
+    """
+    return RoutedScanNumba.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
+                                 order, bool(merge))
 
 
 def warm_up():

@@ -393,6 +393,10 @@ if _interpreting():
     _vectorize_interpreter_scan()
 
 
+def _chunk_len() -> int:
+    return TUNING['chunk'] or (16 if _interpreting() else 64)
+
+
 def _launch_config(dim: int, dim_per_group: int, block_n: int, batch_routes: int, device):
     """CHUNK, BLOCK_D of the forward and of the backward kernel, and num_warps.
 
@@ -403,7 +407,7 @@ def _launch_config(dim: int, dim_per_group: int, block_n: int, batch_routes: int
     program halved until the grid has about two programs per SM.
     """
     interpreting = _interpreting()
-    chunk = TUNING['chunk'] or (16 if interpreting else 64)
+    chunk = _chunk_len()
     block_ds = []
     for tile in (2048, 512):
         block_d = TUNING['block_d'] or max(1, min(8, tile // (block_n * chunk)))
@@ -430,8 +434,107 @@ def _route_strides(t):
     return tuple(strides)
 
 
+def saved_shapes(batch, n_routes, dim, length, n_state, compute):
+    """What :func:`forward` saves for :func:`backward` (shapes and dtypes, for fake tensors):
+    the state at the end of every chunk, (batch, K, DIM, n_chunks, N) float32."""
+    return [((batch, n_routes, dim, -(-length // _chunk_len()), n_state), torch.float32)]
+
+
+def forward(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+            order=None, merge=True, save=True):
+    """The scan on the layouts above, no autograd. Returns (y in u's dtype: (batch, DIM, L)
+    merged, else (batch, K, DIM, L); last_state (batch, K, DIM, N) float32; ``saved``: the
+    list :func:`backward` needs, the chunk end states, :func:`saved_shapes`)."""
+    batch, num_routes, dim, length = delta.shape
+    n_state = A.shape[-1]
+    groups = B.shape[2]
+    block_n = triton.next_power_of_2(n_state)
+    chunk, block_d, _, num_warps = _launch_config(
+        dim, dim // groups, block_n, batch * num_routes, u.device)
+    n_chunks = triton.cdiv(length, chunk)
+    shared_out = merge and num_routes > 1
+    y = (torch.zeros(batch, 1, dim, length, device=u.device, dtype=torch.float32)
+         if shared_out else
+         torch.empty(batch, 1 if merge else num_routes, dim, length, device=u.device,
+                     dtype=u.dtype))
+    ckpt = torch.empty(batch, num_routes, dim, n_chunks, n_state, device=u.device,
+                       dtype=torch.float32)
+    order = order.to(device=u.device, dtype=torch.int64).contiguous()
+    grid = (triton.cdiv(dim, block_d), batch * num_routes)
+    _scan_fwd_kernel[grid](
+        u, delta, A, B, C, D, delta_bias, z, y, ckpt, order,
+        *_route_strides(u), *delta.stride(), *A.stride(), *_route_strides(B),
+        *_route_strides(C),
+        *_strides(D, 2), *_strides(delta_bias, 2), *_strides(z, 3), *_route_strides(y),
+        length, dim, num_routes, dim // groups, n_chunks, n_state,
+        BLOCK_N=block_n, BLOCK_D=block_d, CHUNK=chunk,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(delta_softplus), ATOMIC_Y=shared_out, num_warps=num_warps)
+    last_state = ckpt[:, :, :, -1].clone()
+    y = y.to(u.dtype)
+    return (y[:, 0] if merge else y), last_state, [ckpt]
+
+
+def backward(dy, dlast, saved, u, delta, A, B, C, D=None, z=None, delta_bias=None,
+             delta_softplus=False, order=None, merge=True):
+    """Gradients of :func:`forward`'s (y, last_state) with respect to u, delta, A, B, C, D, z
+    and delta_bias (None for a missing input), each in its input's dtype; ``dy``/``dlast``
+    may be None (no gradient), ``saved`` is what the forward returned."""
+    ckpt, = saved
+    batch, num_routes, dim, length = delta.shape
+    n_state = A.shape[-1]
+    groups = B.shape[2]
+    n_chunks = ckpt.shape[3]
+    chunk, _, block_d, num_warps = _launch_config(
+        dim, dim // groups, triton.next_power_of_2(n_state), batch * num_routes, u.device)
+    order = order.to(device=u.device, dtype=torch.int64).contiguous()
+    if dy is None:
+        dy = torch.zeros(batch, dim, length, device=u.device, dtype=u.dtype)
+    if dy.dim() == 3:    # merged: every route reads the one dy
+        dy = dy.unsqueeze(1)
+    if dlast is not None:
+        dlast = dlast.contiguous()
+    f32 = dict(device=u.device, dtype=torch.float32)
+    shared_u = u.shape[1] == 1 and num_routes > 1
+    shared_z = num_routes > 1
+    du = (torch.zeros(u.shape, **f32) if shared_u
+          else torch.empty(u.shape, device=u.device, dtype=u.dtype))
+    ddelta = torch.empty(delta.shape, device=u.device, dtype=delta.dtype)
+    dA = torch.zeros(A.shape, **f32)
+    dB = torch.zeros(B.shape, **f32)
+    dC = torch.zeros(C.shape, **f32)
+    dD = torch.zeros(num_routes, dim, **f32) if D is not None else None
+    dbias = torch.zeros(num_routes, dim, **f32) if delta_bias is not None else None
+    dz = None
+    if z is not None:
+        dz = (torch.zeros(z.shape, **f32) if shared_z
+              else torch.empty(z.shape, device=u.device, dtype=z.dtype))
+    grid = (triton.cdiv(dim, block_d), batch * num_routes)
+    _scan_bwd_kernel[grid](
+        u, delta, A, B, C, D, delta_bias, z, ckpt, order, dy, dlast,
+        du, ddelta, dA, dB, dC, dD, dbias, dz,
+        *_route_strides(u), *delta.stride(), *A.stride(), *_route_strides(B),
+        *_route_strides(C), *_strides(D, 2), *_strides(delta_bias, 2), *_strides(z, 3),
+        *_route_strides(dy), *_route_strides(du), *ddelta.stride(), *_route_strides(dB),
+        *_route_strides(dC), *_strides(dz, 3),
+        length, dim, num_routes, dim // groups, n_chunks, n_state,
+        BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=bool(delta_softplus), HAS_DLAST=dlast is not None,
+        ATOMIC_DU=shared_u, ATOMIC_DZ=shared_z, LOG2_CHUNK=chunk.bit_length() - 1,
+        num_warps=num_warps)
+
+    def cast(grad, like):
+        return None if grad is None else grad.to(like.dtype)
+
+    return (cast(du, u), ddelta, cast(dA, A), cast(dB, B), cast(dC, C), cast(dD, D),
+            cast(dz, z), cast(dbias, delta_bias))
+
+
 class RoutedScan(torch.autograd.Function):
-    """Autograd wrapper of the routed scan kernels, on the layouts above.
+    """Autograd wrapper of :func:`forward` and :func:`backward` (direct use of the engine;
+    the entry points run it through the ``mlla_kernels::routed_scan`` operator,
+    :mod:`mlla_kernels.library`).
 
     forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, order, merge)
     -> (y in u's dtype: (batch, DIM, L) merged, else (batch, K, DIM, L);
@@ -440,93 +543,26 @@ class RoutedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, order, merge):
-        batch, num_routes, dim, length = delta.shape
-        n_state = A.shape[-1]
-        groups = B.shape[2]
-        block_n = triton.next_power_of_2(n_state)
-        chunk, block_d, block_d_bwd, num_warps = _launch_config(
-            dim, dim // groups, block_n, batch * num_routes, u.device)
-        n_chunks = triton.cdiv(length, chunk)
-        shared_out = merge and num_routes > 1
-        y = (torch.zeros(batch, 1, dim, length, device=u.device, dtype=torch.float32)
-             if shared_out else
-             torch.empty(batch, 1 if merge else num_routes, dim, length, device=u.device,
-                         dtype=u.dtype))
-        ckpt = torch.empty(batch, num_routes, dim, n_chunks, n_state, device=u.device,
-                           dtype=torch.float32)
-        order = order.to(device=u.device, dtype=torch.int64).contiguous()
-        grid = (triton.cdiv(dim, block_d), batch * num_routes)
-        _scan_fwd_kernel[grid](
-            u, delta, A, B, C, D, delta_bias, z, y, ckpt, order,
-            *_route_strides(u), *delta.stride(), *A.stride(), *_route_strides(B),
-            *_route_strides(C),
-            *_strides(D, 2), *_strides(delta_bias, 2), *_strides(z, 3), *_route_strides(y),
-            length, dim, num_routes, dim // groups, n_chunks, n_state,
-            BLOCK_N=block_n, BLOCK_D=block_d, CHUNK=chunk,
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=bool(delta_softplus), ATOMIC_Y=shared_out, num_warps=num_warps)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt, order)
-        ctx.config = (delta_softplus, merge, block_d_bwd, chunk, num_warps)
+        y, last, saved = forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, order,
+                                 merge)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, order, *saved)
+        ctx.options = (delta_softplus, merge)
         ctx.set_materialize_grads(False)
-        last_state = ckpt[:, :, :, -1].clone()
-        y = y.to(u.dtype)
-        return (y[:, 0] if merge else y), last_state
+        return y, last
 
     @staticmethod
     def backward(ctx, dy, dlast):
-        u, delta, A, B, C, D, z, delta_bias, ckpt, order = ctx.saved_tensors
-        delta_softplus, merge, block_d, chunk, num_warps = ctx.config
-        batch, num_routes, dim, length = delta.shape
-        n_state = A.shape[-1]
-        groups = B.shape[2]
-        n_chunks = ckpt.shape[3]
-        if dy is None:
-            dy = torch.zeros(batch, dim, length, device=u.device, dtype=u.dtype)
-        if dy.dim() == 3:    # merged: every route reads the one dy
-            dy = dy.unsqueeze(1)
-        if dlast is not None:
-            dlast = dlast.contiguous()
-        f32 = dict(device=u.device, dtype=torch.float32)
-        shared_u = u.shape[1] == 1 and num_routes > 1
-        shared_z = num_routes > 1
-        du = (torch.zeros(u.shape, **f32) if shared_u
-              else torch.empty(u.shape, device=u.device, dtype=u.dtype))
-        ddelta = torch.empty(delta.shape, device=u.device, dtype=delta.dtype)
-        dA = torch.zeros(A.shape, **f32)
-        dB = torch.zeros(B.shape, **f32)
-        dC = torch.zeros(C.shape, **f32)
-        dD = torch.zeros(num_routes, dim, **f32) if D is not None else None
-        dbias = torch.zeros(num_routes, dim, **f32) if delta_bias is not None else None
-        dz = None
-        if z is not None:
-            dz = (torch.zeros(z.shape, **f32) if shared_z
-                  else torch.empty(z.shape, device=u.device, dtype=z.dtype))
-        grid = (triton.cdiv(dim, block_d), batch * num_routes)
-        _scan_bwd_kernel[grid](
-            u, delta, A, B, C, D, delta_bias, z, ckpt, order, dy, dlast,
-            du, ddelta, dA, dB, dC, dD, dbias, dz,
-            *_route_strides(u), *delta.stride(), *A.stride(), *_route_strides(B),
-            *_route_strides(C), *_strides(D, 2), *_strides(delta_bias, 2), *_strides(z, 3),
-            *_route_strides(dy), *_route_strides(du), *ddelta.stride(), *_route_strides(dB),
-            *_route_strides(dC), *_strides(dz, 3),
-            length, dim, num_routes, dim // groups, n_chunks, n_state,
-            BLOCK_N=triton.next_power_of_2(n_state), BLOCK_D=block_d, CHUNK=chunk,
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=bool(delta_softplus), HAS_DLAST=dlast is not None,
-            ATOMIC_DU=shared_u, ATOMIC_DZ=shared_z, LOG2_CHUNK=chunk.bit_length() - 1,
-            num_warps=num_warps)
-
-        def cast(grad, like):
-            return None if grad is None else grad.to(like.dtype)
-
-        return (cast(du, u), ddelta, cast(dA, A), cast(dB, B), cast(dC, C), cast(dD, D),
-                cast(dz, z), cast(dbias, delta_bias), None, None, None)
+        u, delta, A, B, C, D, z, delta_bias, order, *saved = ctx.saved_tensors
+        delta_softplus, merge = ctx.options
+        grads = backward(dy, dlast, saved, u, delta, A, B, C, D, z, delta_bias,
+                         delta_softplus, order, merge)
+        return grads + (None, None, None)
 
 
 def routed_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                 order=None, merge=True):
     """Run the routed scan kernels on the layouts of the module docstring (inputs validated by
-    the entry points).
+    the entry points), with autograd.
 
     Returns (y in u's dtype: (batch, DIM, L) merged, else (batch, K, DIM, L); last_state
     (batch, K, DIM, N) float32).

@@ -2,7 +2,9 @@
 ``reverse=True``) of a 1 x L map, see :mod:`mlla_kernels.routed_scan.triton`."""
 from .. import routes
 from ..dispatch import checked
-from ..routed_scan.triton import routed_scan
+from ..library import engine
+
+routed_scan = engine('triton')
 
 
 @checked('selective_scan', 'triton')

@@ -209,6 +209,27 @@ def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None
 AMP_DTYPES = ('float16', 'bfloat16')
 
 
+def compile_backbone(model, backend: Optional[str] = None) -> None:
+    """``--compile [--compile-backend B]``: ``torch.compile`` the model's backbone as one graph.
+
+    The backbone is compiled in place (``nn.Module.compile``: parameter names and checkpoints
+    unchanged) with ``fullgraph=True``: the scans are registered operators
+    (:mod:`mlla_kernels.library`), so every backbone but HRVMamba (DCNv4) is one graph; a
+    graph break is an error, not a silent slowdown. Heads, losses and data handling stay eager:
+    mmengine's own ``compile=True`` (the whole ``train_step``) stops inside Dynamo on
+    mmengine's data structures with torch 2.14 (docs/deploy.md).
+    """
+    from mmengine.model import is_model_wrapper
+    model = model.module if is_model_wrapper(model) else model
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None:
+        raise ValueError(f'--compile compiles the backbone; {type(model).__name__} has none')
+    options = dict(fullgraph=True)
+    if backend is not None:
+        options['backend'] = backend
+    backbone.compile(**options)
+
+
 def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
     """``--amp [--amp-dtype D]``: mixed-precision training.
 

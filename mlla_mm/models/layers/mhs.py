@@ -217,7 +217,10 @@ class ScanRouteAttention(torch.autograd.Function):
         common_low = common - d_spread / ties
         d_ys = torch.empty_like(ys)
         for yk, low_k, d_k in zip(y, is_low, d_ys.unbind(1)):
-            torch.addcmul(torch.where(low_k, common_low, common), coef, yk, out=d_k)
+            if torch.compiler.is_compiling():   # Dynamo takes no strided out= (same values)
+                d_k.copy_(torch.addcmul(torch.where(low_k, common_low, common), coef, yk))
+            else:
+                torch.addcmul(torch.where(low_k, common_low, common), coef, yk, out=d_k)
         return d_ys, None
 
 
