@@ -52,6 +52,13 @@ def _run(op, backend, args):
     the implementation of the registered operators ``torch.ops.mlla_kernels.<op>``
     (:mod:`mlla_kernels.library`), which the entry points call.
     """
+    if dispatch.OPERATIONS[op].backends is not None and (torch.jit.is_tracing()
+                                                          or dispatch._compiling()):
+        # the fused ops that are not operators run 'torch' in a traced graph
+        # (dispatch.backend_for); choosing a backend would import modules, which Dynamo
+        # cannot trace
+        dispatch.validate(op, args)
+        return get_impl(op, 'torch')(**args)
     wanted = dispatch.request(backend)
     check = dispatch.validate(op, args)
     u = check.tensors[0][1]
@@ -62,6 +69,12 @@ def _run(op, backend, args):
         name = selfcheck.backend_for(op, wanted.origin, dict(check.tensors), check.sizes, args)
     return get_impl(op, name)(**args)
 
+
+# The fused ops that are not registered operators (depthwise_conv2d, linear_attention) run
+# 'torch' under torch.compile, and Dynamo traces into _run: their torch modules are imported
+# now, because Dynamo cannot trace the lazy import (importlib) of a first call.
+for _op in ('depthwise_conv2d', 'linear_attention'):
+    dispatch._op_module(_op, 'torch')
 
 _TENSOR_ARGS = ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')
 

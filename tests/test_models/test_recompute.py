@@ -1,6 +1,7 @@
 """recompute_in_backward: same values and gradients, fewer activations kept for backward."""
 import torch
 import torch.nn.functional as F
+from mlla_kernels import available_backends
 
 from mlla_mm.models.layers.bimamba import BiMambaMixer
 from mlla_mm.models.layers.common import recompute_in_backward
@@ -42,11 +43,19 @@ def test_plain_call_without_grad():
 
 
 def test_vim_mixer_keeps_less_for_backward(monkeypatch):
-    """The bidirectional mixer no longer keeps its two conv outputs for backward."""
+    """The bidirectional mixer no longer keeps its two conv outputs for backward: PyTorch's
+    convs run under recompute_in_backward (GPU, traced, kernel_backend='torch'), and the fused
+    CPU conv (numba) keeps no more than that."""
     from mlla_mm.models.layers import bimamba
-    mixer = BiMambaMixer(16, d_state=4)
+    torch.manual_seed(0)
+    mixer = BiMambaMixer(16, d_state=4, kernel_backend='torch')
     tokens = torch.randn(1, 40, 16, requires_grad=True)
     _, kept = saved_bytes(lambda: mixer(tokens))
+    if 'numba' in available_backends():
+        fused = BiMambaMixer(16, d_state=4, kernel_backend='numba')
+        fused.load_state_dict(mixer.state_dict())
+        _, kept_fused = saved_bytes(lambda: fused(tokens))
+        assert kept_fused <= kept
     monkeypatch.setattr(bimamba, 'recompute_in_backward', lambda fn, *args: fn(*args))
     _, kept_plain = saved_bytes(lambda: mixer(tokens))
     conv_output = (40 + mixer.d_conv - 1) * mixer.d_inner * 4

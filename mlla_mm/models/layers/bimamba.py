@@ -125,6 +125,8 @@ class BiMambaMixer(BaseModule):
     def _conv_runs_numba(self, x: torch.Tensor) -> bool:
         """Whether this call's backend is the fused CPU kernels (else: PyTorch's conv under
         :func:`recompute_in_backward`, on a GPU, when traced or compiled)."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return False   # decided before resolving a backend, which imports modules
         name = dispatch.resolve_backend(dispatch.request(self.kernel_backend).name, x.device,
                                         x.dtype)
         return dispatch.backend_for('depthwise_conv2d', name) == 'numba'
