@@ -19,7 +19,7 @@ runs ``torch``, as does a traced or compiled call):
 ``triton`` for CUDA tensors when triton imports, ``numba`` (fused CPU kernels) for CPU tensors
 when numba imports (float64: ``torch``), and ``torch`` otherwise; the environment variable
 ``MLLA_KERNELS_BACKEND`` (one of the backend names) overrides 'auto'. The backends are the rows
-of :data:`mlla_kernels.dispatch.BACKENDS_TABLE`; :func:`available_backends` lists what can run
+of :data:`mlla_kernels.backends.BACKENDS_TABLE`; :func:`available_backends` lists what can run
 here. Backends are imported on first use.
 """
 import torch

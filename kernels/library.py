@@ -16,7 +16,7 @@ and ``torch.export`` see one node per scan instead of an opaque Python call:
   else (batch, K, DIM, H, W); last_state (batch, K, DIM, N) in the compute dtype; ``saved``
   is what the engine keeps for the backward (its chunk states), returned as outputs so the
   backward can be an operator of its own. ``backend`` names the engine (a row of
-  :data:`mlla_kernels.dispatch.BACKENDS_TABLE` with an engine: numba, triton, meta); ``save``
+  :data:`mlla_kernels.backends.BACKENDS_TABLE` with an engine: numba, triton, meta); ``save``
   is False when no gradient is needed (nothing is kept).
 - ``mlla_kernels::routed_scan_backward(dy?, dlast?, saved, u, ..., backend) -> grads`` -- the
   gradients of u, delta, A, B, C and of those of D, z, delta_bias that were given.
@@ -41,7 +41,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from . import dispatch
+from . import backends
 from .route_tables import as_routes, route_table
 
 NAMESPACE = 'mlla_kernels'
@@ -49,9 +49,9 @@ NAMESPACE = 'mlla_kernels'
 
 def _engine(backend: str):
     """The engine module of backend ``backend`` (its table row's ``engine``)."""
-    row = dispatch.TABLE.get(backend)
+    row = backends.TABLE.get(backend)
     if row is None or row.engine is None:
-        engines = [r.name for r in dispatch.BACKENDS_TABLE if r.engine]
+        engines = [r.name for r in backends.BACKENDS_TABLE if r.engine]
         raise ValueError(f'mlla_kernels::routed_scan: backend must name an engine '
                          f'({", ".join(engines)}); got {backend!r}')
     return importlib.import_module(row.engine, __package__)
