@@ -269,6 +269,21 @@ def test_engine_hash_follows_the_content_of_every_numba_source(tmp_path):
     assert engine_hash(str(second)) != engine_hash(str(first))
 
 
+def test_kernels_of_other_packages_cache_by_their_content():
+    """A module outside mlla_kernels compiled with the engine's jit (mlla_mm's DCNv4 kernels)
+    caches beside the engine's kernels, in a folder named by the module and its content."""
+    import inspect
+
+    from mlla_kernels.numba_cache import MachineCacheLocator, _file_hash, engine_cache_dir
+    from mlla_mm.models.layers import dcnv4_numba
+    fn = dcnv4_numba._forward_kernel.py_func
+    locator = MachineCacheLocator(fn, inspect.getfile(fn))
+    assert locator.get_cache_path() == os.path.join(
+        engine_cache_dir(), 'mlla_mm.models.layers.dcnv4_numba-'
+        + _file_hash(os.path.realpath(dcnv4_numba.__file__)))
+    assert dcnv4_numba._forward_kernel._cache.cache_path == locator.get_cache_path()
+
+
 @pytest.mark.e2e   # fresh Python processes: not in make test-fast
 def test_a_second_clone_loads_the_kernels_compiled_by_the_first(tmp_path):
     """The disk cache is per machine, keyed by content: a copy of the package in another folder
