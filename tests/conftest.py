@@ -74,6 +74,14 @@ def _seed():
     yield
 
 
+@pytest.fixture
+def tiled_random_init():
+    """Random initialisation tiled from a fixed pool during the test (tiled_init.py)."""
+    from tiled_init import tiled_random_init as tiled
+    with tiled():
+        yield
+
+
 @pytest.fixture(scope='session')
 def demo_coco(tmp_path_factory):
     """COCO layout: 8 train / 4 val images at 160x128, the 4 demo shape classes."""

@@ -2,7 +2,8 @@
 
 The forward pass checks the wiring (backbone widths -> neck -> heads -> outputs), so it runs on
 a small input with few proposals; configs whose model is the same (a 3x schedule of a 1x one)
-build it once.
+build it once. The weights' values do not matter here, so random initialisation is tiled from a
+fixed pool (conftest.py ``tiled_random_init``: most of a full-size model's build time).
 """
 import glob
 import importlib
@@ -86,7 +87,7 @@ _BUILT = {}   # repr(model config) -> the config that built and ran it
 
 
 @pytest.mark.parametrize('path', sorted(set(CONFIGS) - ROW_CONFIGS))
-def test_model_builds_and_runs(path):
+def test_model_builds_and_runs(path, tiled_random_init):
     cfg = _load(path)
     pytest.importorskip(cfg.default_scope)
     key = repr(cfg.model.to_dict())

@@ -3,7 +3,8 @@
 The configs of a task differ only in ``model.backbone.design`` (checked), so the detector,
 segmentor and classifier are built once per task and each row's backbone is built from its own
 config and run inside them (``test_step``); this is the per-config check of
-tests/test_configs.py at a fraction of the time.
+tests/test_configs.py at a fraction of the time (random initialisation tiled from a fixed pool,
+as there: tiled_init.py).
 """
 import copy
 import os.path as osp
@@ -14,6 +15,7 @@ import torch
 from mlla_mm.models.layers import DESIGN_PRESETS, PAPER_ROWS
 
 from test_configs import ROOT, _load, _small_batch
+import tiled_init
 
 TASKS = {'mask_rcnn': 'mmdet', 'upernet': 'mmseg', 'imagenet': 'mmpretrain'}
 
@@ -63,8 +65,9 @@ def shared_models():
             cfg = _load(_path(task, 'linear_attention'))
             model_cfg = copy.deepcopy(cfg.model)      # building edits the dicts (mmdet)
             model_cfg.backbone.pop('init_cfg', None)
-            model = revert_sync_batchnorm(_registry(TASKS[task]).build(model_cfg))
-            model.init_weights()
+            with tiled_init.tiled_random_init():   # the wiring is checked, not the weights' values
+                model = revert_sync_batchnorm(_registry(TASKS[task]).build(model_cfg))
+                model.init_weights()
             built[task] = (cfg, model.eval())
         return built[task]
     return get
@@ -78,7 +81,7 @@ def test_every_row_has_its_three_configs():
 
 @pytest.mark.parametrize('row', sorted(DESIGN_PRESETS))
 @pytest.mark.parametrize('task', sorted(TASKS))
-def test_row_config_builds_and_runs(task, row, shared_models):
+def test_row_config_builds_and_runs(task, row, shared_models, tiled_random_init):
     cfg = _load(_path(task, row))
     base_cfg, model = shared_models(task)
     scope = TASKS[task]

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..numba_common import add_taps, add_weight_taps, cpu_compute_dtype, tile_bounds
 from ..routed_scan.numba import _run
 from ..routed_scan.numba_math import ONE, jit, sigmoid
 from . import kernel_paddings
@@ -54,33 +55,11 @@ class ConvGrads(NamedTuple):
 
 
 @jit(inline=True)
-def _tile(conv, n_pixels, tile):
-    return tile * n_pixels // conv.tiles, (tile + 1) * n_pixels // conv.tiles
-
-
-@jit(inline=True)
-def _taps(acc, src, b, ks, h, w, wt, k, top, left):
-    """acc += the taps of kernel wt[k] at pixel (h, w) of the map src[b, ks] (zeros outside)."""
-    height, width, channels = src.shape[2], src.shape[3], src.shape[4]
-    kh, kw = wt.shape[1], wt.shape[2]
-    for i in range(kh):
-        hh = h + i - top
-        if hh < 0 or hh >= height:
-            continue
-        for j in range(kw):
-            ww = w + j - left
-            if ww < 0 or ww >= width:
-                continue
-            for c in range(channels):
-                acc[c] += wt[k, i, j, c] * src[b, ks, hh, ww, c]
-
-
-@jit(inline=True)
 def _pre(conv, b, k, h, w, acc):
     """acc = bias + the taps of kernel k at pixel (h, w)."""
     for c in range(acc.shape[0]):
         acc[c] = conv.bias[k, c]
-    _taps(acc, conv.x, b, 0, h, w, conv.w, k, conv.pads[k, 0], conv.pads[k, 1])
+    add_taps(acc, conv.x[b, 0], conv.w[k], h, w, conv.pads[k, 0], conv.pads[k, 1])
 
 
 @jit()
@@ -93,7 +72,7 @@ def _forward_programs(first, step, n_programs, conv, out):
     for p in range(first, n_programs, step):
         b = p // (n_kernels * conv.tiles)
         k = (p // conv.tiles) % n_kernels
-        start, stop = _tile(conv, height * width, p % conv.tiles)
+        start, stop = tile_bounds(height * width, conv.tiles, p % conv.tiles)
         for q in range(start, stop):
             h = q // width
             w = q % width
@@ -115,7 +94,7 @@ def _weight_grad_programs(first, step, n_programs, conv, grads):
     partial sums of the bias and weight gradients."""
     x = conv.x
     height, width, channels = x.shape[2], x.shape[3], x.shape[4]
-    n_kernels, kh, kw = conv.w.shape[0], conv.w.shape[1], conv.w.shape[2]
+    n_kernels = conv.w.shape[0]
     acc = np.empty(channels, x.dtype)
     for p in range(first, n_programs, step):
         b = p // (n_kernels * conv.tiles)
@@ -124,7 +103,7 @@ def _weight_grad_programs(first, step, n_programs, conv, grads):
         dw, db = grads.dw[p], grads.db[p]
         dw[:] = 0
         db[:] = 0
-        start, stop = _tile(conv, height * width, p % conv.tiles)
+        start, stop = tile_bounds(height * width, conv.tiles, p % conv.tiles)
         for q in range(start, stop):
             h = q // width
             w = q % width
@@ -141,16 +120,7 @@ def _weight_grad_programs(first, step, n_programs, conv, grads):
                     acc[c] = grads.dout[b, k, h, w, c]
             for c in range(channels):
                 db[c] += acc[c]
-            for i in range(kh):
-                hh = h + i - top
-                if hh < 0 or hh >= height:
-                    continue
-                for j in range(kw):
-                    ww = w + j - left
-                    if ww < 0 or ww >= width:
-                        continue
-                    for c in range(channels):
-                        dw[i, j, c] += acc[c] * x[b, 0, hh, ww, c]
+            add_weight_taps(dw, x[b, 0], acc, h, w, top, left)
 
 
 @jit()
@@ -163,7 +133,7 @@ def _input_grad_programs(first, step, n_programs, conv, grads):
     acc = np.empty(channels, x.dtype)
     for p in range(first, n_programs, step):
         b = p // conv.tiles
-        start, stop = _tile(conv, height * width, p % conv.tiles)
+        start, stop = tile_bounds(height * width, conv.tiles, p % conv.tiles)
         for q in range(start, stop):
             h = q // width
             w = q % width
@@ -174,8 +144,8 @@ def _input_grad_programs(first, step, n_programs, conv, grads):
                 for c in range(channels):
                     acc[c] = 0
             for k in range(n_kernels):
-                _taps(acc, grads.g, b, k, h, w, conv.flipped, k, kh - 1 - conv.pads[k, 0],
-                      kw - 1 - conv.pads[k, 1])
+                add_taps(acc, grads.g[b, k], conv.flipped[k], h, w, kh - 1 - conv.pads[k, 0],
+                         kw - 1 - conv.pads[k, 1])
             for c in range(channels):
                 grads.dx[b, h, w, c] = acc[c]
 
@@ -183,10 +153,6 @@ def _input_grad_programs(first, step, n_programs, conv, grads):
 # ----------------------------------------------------------------------------------------
 # torch <-> numba
 # ----------------------------------------------------------------------------------------
-
-def _compute_dtype(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
 
 def _conv(x, kernels, biases, pads, activation, residual):
     """The Conv tuple of (compute-dtype, contiguous) tensors."""
@@ -241,13 +207,10 @@ def depthwise_conv2d_numba(x, weight, bias=None, padding=None, activation=None,
                            residual=False):
     """:func:`mlla_kernels.depthwise_conv2d` on the fused CPU kernels. fp16/bf16 inputs are
     computed in float32 (one cast each) and the output cast back."""
-    if x.device.type != 'cpu':
-        raise RuntimeError(f"backend='numba' runs on CPU tensors; got device {x.device}. "
-                           "Use backend='torch' (or 'auto') for CUDA tensors.")
+    compute = cpu_compute_dtype(x)
     single = weight.dim() == 3
     kernels = weight.unsqueeze(0) if single else weight
     biases = None if bias is None else (bias.unsqueeze(0) if single else bias)
-    compute = _compute_dtype(x.dtype)
     pads = kernel_paddings(padding, kernels.shape[0], kernels.shape[2], kernels.shape[3])
     out = DepthwiseConvNumba.apply(
         x.to(compute).contiguous(), kernels.to(compute),

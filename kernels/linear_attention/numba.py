@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..numba_common import add_taps, add_weight_taps, cpu_compute_dtype, tile_bounds
 from ..routed_scan.numba import _run
 from ..routed_scan.numba_math import ONE, ZERO, exp, jit, sigmoid
 
@@ -44,6 +45,7 @@ class Attention(NamedTuple):
     cos: np.ndarray      # (n, C/2)
     sin: np.ndarray      # (n, C/2)
     lepe_w: np.ndarray   # (kh, kw, C): zeros without LePE
+    lepe_wf: np.ndarray  # (kh, kw, C): lepe_w flipped along both axes (v's gradient's taps)
     lepe_b: np.ndarray   # (C,)
     gate: np.ndarray     # (batch, n, C); a 1-element dummy without
     heads: int
@@ -168,45 +170,6 @@ def _outer_add(x, y, acc):
 
 
 @jit(inline=True)
-def _taps(src, w, y, x, sign, out):
-    """out += sum_ij w[i, j] src[y + sign (i - ci), x + sign (j - cj)] over the centred kernel
-    (sign -1: the mirrored taps of the transposed convolution); zeros outside the map."""
-    height, width = src.shape[0], src.shape[1]
-    kh, kw = w.shape[0], w.shape[1]
-    for i in range(kh):
-        yy = y + sign * (i - (kh - 1) // 2)
-        if yy < 0 or yy >= height:
-            continue
-        for j in range(kw):
-            xx = x + sign * (j - (kw - 1) // 2)
-            if xx < 0 or xx >= width:
-                continue
-            wij = w[i, j]
-            row = src[yy, xx]
-            for c in range(out.shape[0]):
-                out[c] += wij[c] * row[c]
-
-
-@jit(inline=True)
-def _weight_taps(src, g, y, x, dw):
-    """dw[i, j] += g * src[y + i - ci, x + j - cj] (the centred kernel's weight gradient)."""
-    height, width = src.shape[0], src.shape[1]
-    kh, kw = dw.shape[0], dw.shape[1]
-    for i in range(kh):
-        yy = y + i - (kh - 1) // 2
-        if yy < 0 or yy >= height:
-            continue
-        for j in range(kw):
-            xx = x + j - (kw - 1) // 2
-            if xx < 0 or xx >= width:
-                continue
-            acc = dw[i, j]
-            row = src[yy, xx]
-            for c in range(g.shape[0]):
-                acc[c] += g[c] * row[c]
-
-
-@jit(inline=True)
 def _ungated(qraw, vmap, y, x, cos, sin, kv, kmean, lepe_w, lepe_b, has_lepe, s):
     """The token's output before the gate, into s.a (z applied, + LePE); also s.q (the
     features), s.z, s.qr = RoPE(q) and s.b = q~ kv (before z)."""
@@ -223,7 +186,7 @@ def _ungated(qraw, vmap, y, x, cos, sin, kv, kmean, lepe_w, lepe_b, has_lepe, s)
     if has_lepe:
         for c in range(a.shape[0]):
             a[c] += lepe_b[c]
-        _taps(vmap, lepe_w, y, x, 1, a)
+        add_taps(a, vmap, lepe_w, y, x, (lepe_w.shape[0] - 1) // 2, (lepe_w.shape[1] - 1) // 2)
 
 
 @jit()
@@ -235,8 +198,8 @@ def _scratch(channels, heads, f):
 
 @jit(inline=True)
 def _range(att, n, p):
-    tile = p % att.tiles
-    return p // att.tiles, tile * n // att.tiles, (tile + 1) * n // att.tiles
+    start, stop = tile_bounds(n, att.tiles, p % att.tiles)
+    return p // att.tiles, start, stop
 
 
 # ----------------------------------------------------------------------------------------
@@ -333,7 +296,8 @@ def _query_grad_programs(first, step, n_programs, att, stats, grads):
                 _copy(g, grads.g[b, y, x])
                 for c in range(channels):
                     dlb[c] += g[c]
-                _weight_taps(vmap, g, y, x, dlw)
+                add_weight_taps(dlw, vmap, g, y, x, (dlw.shape[0] - 1) // 2,
+                                (dlw.shape[1] - 1) // 2)
             # attn_h = (q~_h kv_h) z_h: dz_h = g_h . (q~_h kv_h), then g <- g z
             for h in range(heads):
                 zh = z[h]
@@ -377,7 +341,8 @@ def _key_value_grad_programs(first, step, n_programs, att, stats, grads):
             _feature_grad(kraw, k, dk, grads.dqk[b, t, channels:])
             _matvec(kr, dkv, dv)                 # dv = k~ dkv
             if att.has_lepe:
-                _taps(gmap, att.lepe_w, y, x, -1, dv)
+                add_taps(dv, gmap, att.lepe_wf, y, x, att.lepe_wf.shape[0] // 2,
+                         att.lepe_wf.shape[1] // 2)   # the mirrored taps: kh - 1 - (kh - 1) // 2
             _copy(dv, grads.dv[b, y, x])
 
 
@@ -397,7 +362,8 @@ def _attention(qk, v, cos, sin, heads, lepe_w, lepe_b, gate):
         lepe_b = torch.zeros(channels, dtype=f) if lepe_b is None else lepe_b.contiguous()
     return Attention(qk.reshape(batch, n, 2 * channels).numpy(), v.numpy(),
                      cos.reshape(n, -1).contiguous().numpy(),
-                     sin.reshape(n, -1).contiguous().numpy(), lepe_w.numpy(), lepe_b.numpy(),
+                     sin.reshape(n, -1).contiguous().numpy(), lepe_w.numpy(),
+                     lepe_w.flip(0, 1).contiguous().numpy(), lepe_b.numpy(),
                      (torch.zeros(1, 1, 1, dtype=f) if gate is None else
                       gate.reshape(batch, n, channels)).numpy(),
                      int(heads), min(TILES, n), gate is not None, has_lepe)
@@ -471,10 +437,7 @@ def linear_attention_numba(qk, v, rope_cos, rope_sin, num_heads, lepe_weight=Non
                            lepe_bias=None, gate=None):
     """:func:`mlla_kernels.linear_attention` on the fused CPU kernels. fp16/bf16 inputs are
     computed in float32 (one cast each) and the output cast back."""
-    if v.device.type != 'cpu':
-        raise RuntimeError(f"backend='numba' runs on CPU tensors; got device {v.device}. "
-                           "Use backend='torch' (or 'auto') for CUDA tensors.")
-    compute = torch.float64 if v.dtype == torch.float64 else torch.float32
+    compute = cpu_compute_dtype(v)
 
     def prep(t):
         return None if t is None else t.to(compute).contiguous()

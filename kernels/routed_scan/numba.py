@@ -41,6 +41,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 import torch
 
+from ..numba_common import cpu_compute_dtype
 from .numba_math import (LOG2E_64, ONE, ZERO, exp, exp2, jit, log1p_unit, sigmoid,
                          softplus)
 
@@ -719,11 +720,8 @@ def forward(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=F
     chunk start states (:func:`saved_shapes`; a 1-element dummy unless ``save``)).
     fp16/bf16 inputs are read as float32 (one cast each).
     """
-    if u.device.type != 'cpu':
-        raise RuntimeError(f"backend='numba' runs on CPU tensors; got device {u.device}. "
-                           "Use backend='triton' or 'torch' (or 'auto') for CUDA tensors.")
     dtype_in = u.dtype
-    dtype = torch.float64 if dtype_in == torch.float64 else torch.float32
+    dtype = cpu_compute_dtype(u, "Use backend='triton' or 'torch' (or 'auto') for CUDA tensors.")
     u, delta, A, B, C, D, z, delta_bias = (
         None if t is None else t.detach().to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias))
     plan = _plan(u, delta, B, z, delta_softplus, merge)

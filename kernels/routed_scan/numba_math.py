@@ -6,9 +6,10 @@ calls that stop LLVM from vectorizing it. The float32 kernels use polynomial
 fp32 rounding of their argument); float64 (kept for verification: gradcheck) uses the exact
 library functions.
 
-Compiled code is cached on disk (numba's cache: next to this file, else the user cache dir or
-``NUMBA_CACHE_DIR``); where no cache location is writable the kernels compile in memory once
-per process. ``MLLA_KERNELS_NUMBA_CACHE=0`` turns the disk cache off.
+Compiled code is cached on disk once per machine (:mod:`mlla_kernels.numba_cache`: a per-user
+folder keyed by the engine's source content, so a new clone or install loads it); where no
+cache location is writable the kernels compile in memory once per process.
+``MLLA_KERNELS_NUMBA_CACHE=0`` turns the disk cache off.
 """
 import math
 import os
@@ -18,6 +19,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from ..numba_cache import enable_machine_cache
 
 F32 = np.float32
 
@@ -40,9 +43,10 @@ def jit(inline=False):
         options['inline'] = 'always'
 
     def decorate(fn):
+        kernel = njit(cache=False, **options)(fn)
         if _cache_wanted():
             try:
-                return njit(cache=True, **options)(fn)
+                return enable_machine_cache(kernel)
             except RuntimeError as err:  # numba: "cannot cache function ...: no locator"
                 if not _CACHE_WARNED:
                     _CACHE_WARNED.append(fn.__name__)
@@ -50,7 +54,7 @@ def jit(inline=False):
                                   f'disk ({err}); they will be compiled once per process. Set '
                                   f'NUMBA_CACHE_DIR to a writable folder to keep them.',
                                   stacklevel=2)
-        return njit(cache=False, **options)(fn)
+        return kernel
     return decorate
 
 

@@ -1,6 +1,8 @@
 """The fused CPU backend (numba) beyond the shared backend tests (which run it on every case of
 test_selective_scan / test_cross_scan / test_bidirectional): chunk and channel-block borders,
 layouts, thread-count independence, gradcheck, its math functions, the disk cache."""
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -226,31 +228,88 @@ def test_math_functions_are_accurate_to_fp32_rounding():
 
 
 @pytest.mark.e2e   # a fresh Python process: not in make test-fast
-def test_kernels_fall_back_to_memory_when_no_cache_location(tmp_path):
-    """Where numba finds no writable cache location it raises at decoration time; the kernels
-    then compile in memory (once per process) with a warning instead of failing to import."""
+def test_kernels_fall_back_to_memory_when_no_cache_location():
+    """Where no cache location is writable numba raises at decoration time; the kernels then
+    compile in memory (once per process) with one warning instead of failing to import."""
     code = textwrap.dedent('''
-        import warnings, numba
-        real = numba.njit
-        def no_locator(*args, **kwargs):
-            if kwargs.get('cache'):
-                raise RuntimeError('cannot cache function: no locator available for file')
-            return real(*args, **kwargs)
-        numba.njit = no_locator
+        import warnings
+        import numpy as np
+        from numba.core import caching
+        def unwritable(self):
+            raise PermissionError('read-only')
+        caching._CacheLocator.ensure_cache_path = unwritable
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            from mlla_kernels import numba_utils
+            from mlla_kernels.routed_scan import numba_math
         assert sum('numba cannot cache' in str(w.message) for w in caught) == 1, caught
-        import torch
-        from mlla_kernels import selective_scan
-        x = torch.randn(1, 2, 3)
-        y = selective_scan(x, x, -torch.ones(2, 1), torch.ones(1, 1, 3), torch.ones(1, 1, 3),
-                           backend='numba')
-        assert y.shape == (1, 2, 3)
+        assert numba_math._exp_f32(np.float32(0.0)) == 1.0
     ''')
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _copy_of_the_package(folder):
+    """The kernels package as another clone has it: ``folder/mlla_kernels``, no caches."""
+    import mlla_kernels
+    shutil.copytree(os.path.dirname(mlla_kernels.__file__), folder / 'mlla_kernels',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    return folder
+
+
+def test_engine_hash_follows_the_content_of_every_numba_source(tmp_path):
+    """Same sources in another folder: same cache folder; an edit of the shared math (which
+    numba's own per-file freshness check would miss in its callers): a new one."""
+    from mlla_kernels.numba_cache import engine_hash
+    first = _copy_of_the_package(tmp_path / 'a') / 'mlla_kernels'
+    second = _copy_of_the_package(tmp_path / 'b') / 'mlla_kernels'
+    assert engine_hash(str(first)) == engine_hash(str(second)) == engine_hash()
+    with open(second / 'routed_scan' / 'numba_math.py', 'a') as f:
+        f.write('# edited\n')
+    assert engine_hash(str(second)) != engine_hash(str(first))
+
+
+def test_kernels_of_other_packages_cache_by_their_content():
+    """A module outside mlla_kernels compiled with the engine's jit (mlla_mm's DCNv4 kernels)
+    caches beside the engine's kernels, in a folder named by the module and its content."""
+    import inspect
+
+    from mlla_kernels.numba_cache import MachineCacheLocator, _file_hash, engine_cache_dir
+    from mlla_mm.models.layers import dcnv4_numba
+    fn = dcnv4_numba._forward_kernel.py_func
+    locator = MachineCacheLocator(fn, inspect.getfile(fn))
+    assert locator.get_cache_path() == os.path.join(
+        engine_cache_dir(), 'mlla_mm.models.layers.dcnv4_numba-'
+        + _file_hash(os.path.realpath(dcnv4_numba.__file__)))
+    assert dcnv4_numba._forward_kernel._cache.cache_path == locator.get_cache_path()
+
+
+@pytest.mark.e2e   # fresh Python processes: not in make test-fast
+def test_a_second_clone_loads_the_kernels_compiled_by_the_first(tmp_path):
+    """The disk cache is per machine, keyed by content: a copy of the package in another folder
+    loads what the first copy compiled, and neither writes next to its sources."""
+    code = textwrap.dedent('''
+        import numpy as np
+        from mlla_kernels import numba_cache
+        from mlla_kernels.routed_scan import numba_math
+        assert numba_math._exp_f32(np.float32(0.0)) == 1.0
+        print(numba_cache.engine_cache_dir(), sum(numba_math._exp_f32.stats.cache_hits.values()))
+    ''')
+    cache = tmp_path / 'cache'
+    runs = []
+    for clone in ('a', 'b'):
+        folder = _copy_of_the_package(tmp_path / clone)
+        env = dict(os.environ, PYTHONPATH=str(folder), NUMBA_CACHE_DIR=str(cache))
+        env.pop('MLLA_KERNELS_NUMBA_CACHE', None)
+        done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                              timeout=600, env=env, cwd=str(tmp_path))
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(done.stdout.split())
+        assert not list((folder / 'mlla_kernels').rglob('*.nbi'))
+    (folder_a, hits_a), (folder_b, hits_b) = runs
+    assert folder_a == folder_b and folder_a.startswith(str(cache / 'mlla_kernels'))
+    assert (int(hits_a), int(hits_b)) == (0, 1)
+    assert list((cache / 'mlla_kernels').rglob('numba_math._exp_f32-*.nbi'))
 
 
 @pytest.mark.e2e   # a fresh Python process: not in make test-fast
