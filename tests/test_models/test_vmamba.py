@@ -142,35 +142,6 @@ def test_naive_and_default_kernel_backend_agree():
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.skipif('numba' not in __import__('mlla_kernels').available_backends(),
-                    reason='needs numba')
-def test_ss2d_fused_conv_matches_pytorch_conv(monkeypatch):
-    """On the CPU kernels SS2D's depthwise conv + SiLU runs as one fused kernel on the
-    channels-last map: same output and gradients as PyTorch's conv path; a swapped conv
-    (HRVMamba's DCNv4) keeps PyTorch's."""
-    torch.manual_seed(0)
-    mixer = SS2D(24, d_state=1, kernel_backend='numba')
-    x = torch.randn(2, 24, 7, 5).contiguous(memory_format=torch.channels_last)
-
-    def run():
-        inp = x.clone().requires_grad_()
-        out = mixer(inp)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        grads = [inp.grad] + [p.grad.clone() for p in mixer.parameters()]
-        mixer.zero_grad(set_to_none=True)
-        return [out.detach()] + grads
-
-    assert mixer._conv_runs_numba(x)
-    fused = run()
-    monkeypatch.setattr(SS2D, '_conv_runs_numba', lambda self, t: False)
-    for a, b in zip(fused, run()):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    monkeypatch.undo()
-    assert not SS2D(24, kernel_backend='torch')._conv_runs_numba(x)
-    from mlla_mm.models.backbones.hrvmamba import DSS2D
-    assert not DSS2D(24, d_state=1, kernel_backend='numba')._conv_runs_numba(x)
-
-
 def _official_layout(state_dict):
     """Our keys as an official VMamba ImageNet checkpoint spells them (old and new names)."""
     sd = {k: v.clone() for k, v in state_dict.items() if not k.startswith('outnorm')}

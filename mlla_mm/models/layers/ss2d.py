@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from mlla_kernels import cross_scan_selective_scan, depthwise_conv2d, dispatch
+from mlla_kernels import cross_scan_selective_scan
 
 from .common import LayerNorm2d, recompute_in_backward
 # KERNEL_BACKENDS and inverse_softplus are re-exported for code written against this module.
@@ -128,30 +128,6 @@ class SS2D(RouteSSMParameters, BaseModule):
     def _conv_act(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2d(x))
 
-    def _fused_conv_act(self, x: torch.Tensor) -> torch.Tensor:
-        """conv2d + SiLU as one fused CPU kernel on the channels-last map (no copy of x; its
-        backward recomputes, keeping only x)."""
-        out = depthwise_conv2d(x.permute(0, 2, 3, 1), self.conv2d.weight[:, 0],
-                               self.conv2d.bias, activation='silu', backend='numba')
-        return out.permute(0, 3, 1, 2)
-
-    def _conv_runs_numba(self, x: torch.Tensor) -> bool:
-        """Whether conv2d + SiLU run as the fused CPU kernel: a depthwise ``nn.Conv2d`` (a
-        subclass may swap it, e.g. HRVMamba's DCNv4), the CPU kernels chosen, and not traced
-        or compiled (then PyTorch's conv under :func:`recompute_in_backward`)."""
-        conv = self.conv2d
-        if not (isinstance(conv, nn.Conv2d) and isinstance(self.act, nn.SiLU)
-                and conv.groups == conv.in_channels == conv.out_channels
-                and conv.stride == (1, 1) and conv.dilation == (1, 1)
-                and conv.padding_mode == 'zeros'
-                and tuple(conv.padding) == tuple(k // 2 for k in conv.kernel_size)):
-            return False
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return False   # decided before resolving a backend, which imports modules
-        name = dispatch.resolve_backend(dispatch.request(self.kernel_backend).name, x.device,
-                                        x.dtype)
-        return dispatch.backend_for('depthwise_conv2d', name) == 'numba'
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W), in x's memory format.
 
@@ -163,11 +139,7 @@ class SS2D(RouteSSMParameters, BaseModule):
         batch, _, height, width = x.shape
         k, r, n = self.directions, self.dt_rank, self.d_state
         # conv + SiLU are recomputed in backward (cheap) instead of keeping the conv output
-        u = self.in_proj(x)
-        if self._conv_runs_numba(u):
-            u = self._fused_conv_act(u)                                  # (B, Di, H, W)
-        else:
-            u = recompute_in_backward(self._conv_act, u)
+        u = recompute_in_backward(self._conv_act, self.in_proj(x))      # (B, Di, H, W)
         # x_proj and dt_proj act per pixel: one GEMM each over (pixels, channels),
         # computed once in pixel layout; the kernel reads them along each route.
         pixels = u.permute(0, 2, 3, 1).reshape(batch, height * width, self.d_inner)
