@@ -277,17 +277,15 @@ def _tiles(n_state, f):
 def _prepare_delta(dt, bias_row, nt, nj, softplus, sig, with_grad):
     """dt = softplus(dt + bias) (or dt + bias); with_grad: sig = softplus'(dt + bias)."""
     for t in range(nt):
-        dtrow = dt[t]
-        sigrow = sig[t]
         for j in range(nj):
-            x = dtrow[j] + bias_row[j]
+            x = dt[t, j] + bias_row[j]
             if softplus:
                 e = exp(-abs(x))                      # shared by softplus and its derivative
                 if with_grad:
                     r = ONE / (ONE + e)
-                    sigrow[j] = r if x >= ZERO else e * r
+                    sig[t, j] = r if x >= ZERO else e * r
                 x = max(x, ZERO) + log1p_unit(e)
-            dtrow[j] = x
+            dt[t, j] = x
 
 
 @jit(inline=True)
@@ -301,13 +299,11 @@ def _load_chunk(prob, plan, base, pos, nt, nj, params, tiles, with_grad):
     bd = plan.block
     ut, dtt, dtu, yt, skip = tiles.u, tiles.dt, tiles.dtu, tiles.y, params.skip
     for t in range(nt):          # two loops with one store each: both vectorize
-        urow, dtrow, dturow = ut[t], dtt[t], dtu[t]
         for j in range(bd):
-            dturow[j] = dtrow[j] * urow[j]
+            dtu[t, j] = dtt[t, j] * ut[t, j]
     for t in range(nt):
-        urow, yrow = ut[t], yt[t]
         for j in range(bd):
-            yrow[j] = skip[j] * urow[j]
+            yt[t, j] = skip[j] * ut[t, j]
     n_state = plan.n_state
     _gather(prob.B.data, base.B, prob.B.strides[3], prob.B.strides[4], pos, nt, n_state, tiles.b)
     _gather(prob.C.data, base.C, prob.C.strides[3], prob.C.strides[4], pos, nt, n_state, tiles.c)
@@ -325,28 +321,22 @@ def _recurrence(h, a2, tiles, nt, bd, n_state):
     channels have dt = u = a2 = 0, so their h stays 0."""
     yt, dtt, dtu, bt, ct = tiles.y, tiles.dt, tiles.dtu, tiles.b, tiles.c
     for t in range(nt):
-        yrow = yt[t]          # rows as 1-D views: the inner loop's addresses are base + j
-        dtrow = dtt[t]
-        dturow = dtu[t]
         for n in range(n_state):
             bn = bt[t, n]
             cn = ct[t, n]
-            hrow = h[n]
-            arow = a2[n]
             for j in range(bd):
-                hv = exp2(dtrow[j] * arow[j]) * hrow[j] + dturow[j] * bn
-                hrow[j] = hv
-                yrow[j] += hv * cn
+                hv = exp2(dtt[t, j] * a2[n, j]) * h[n, j] + dtu[t, j] * bn
+                h[n, j] = hv
+                yt[t, j] += hv * cn
 
 
 @jit(inline=True)
 def _gate(yt, zt, nt, nj):
     """yt *= silu(zt)."""
     for t in range(nt):
-        yrow, zrow = yt[t], zt[t]
         for j in range(nj):
-            zv = zrow[j]
-            yrow[j] *= zv * sigmoid(zv)
+            zv = zt[t, j]
+            yt[t, j] *= zv * sigmoid(zv)
 
 
 @jit()
@@ -409,13 +399,12 @@ def _adjoint_tiles(n_state, f):
 def _gate_grads(zt, dyt, dzt, nt, nj):
     """Backward of y = ypre * silu(z): zt <- silu'(z), dzt <- dy, dyt <- dy * silu(z)."""
     for t in range(nt):
-        zrow, dyrow, dzrow = zt[t], dyt[t], dzt[t]
         for j in range(nj):
-            zv = zrow[j]
+            zv = zt[t, j]
             s = sigmoid(zv)
-            zrow[j] = s * (ONE + zv * (ONE - s))
-            dzrow[j] = dyrow[j]
-            dyrow[j] *= zv * s
+            zt[t, j] = s * (ONE + zv * (ONE - s))
+            dzt[t, j] = dyt[t, j]
+            dyt[t, j] *= zv * s
 
 
 @jit(inline=True)
@@ -492,19 +481,16 @@ def _input_grads(tiles, work, skip, nt, nj, softplus):
     sums_bias[:nj] = 0
     sums_skip[:nj] = 0
     for t in range(nt):
-        gbrow, dyrow, durow, dtrow = work.gb[t], work.dy[t], work.du[t], tiles.dt[t]
-        urow, dtarow, sigrow, ddrow = tiles.u[t], work.dta[t], tiles.sig[t], work.ddt[t]
         for j in range(nj):
-            gb = gbrow[j]
-            dyv = dyrow[j]
-            uv = urow[j]
-            durow[j] = gb * dtrow[j] + skip[j] * dyv
-            dd = gb * uv + dtarow[j]
+            gb = work.gb[t, j]
+            dyv = work.dy[t, j]
+            work.du[t, j] = gb * tiles.dt[t, j] + skip[j] * dyv
+            dd = gb * tiles.u[t, j] + work.dta[t, j]
             if softplus:
-                dd *= sigrow[j]
-            ddrow[j] = dd
+                dd *= tiles.sig[t, j]
+            work.ddt[t, j] = dd
             sums_bias[j] += dd
-            sums_skip[j] += dyv * uv
+            sums_skip[j] += dyv * tiles.u[t, j]
 
 
 @jit(inline=True)
@@ -522,9 +508,8 @@ def _write_chunk_grads(grads, plan, b, k, g, d0, blk, pos, nt, nj, tiles, work):
     """Scatter the chunk's du, ddelta, dz to the positions it visited; dB, dC per block."""
     if plan.has_z:
         for t in range(nt):
-            dzrow, yrow, zrow = work.dz[t], tiles.y[t], tiles.z[t]
             for j in range(nj):
-                dzrow[j] = dzrow[j] * yrow[j] * zrow[j]
+                work.dz[t, j] = work.dz[t, j] * tiles.y[t, j] * tiles.z[t, j]
         dz = grads.dz
         _scatter(dz.data, b * dz.strides[0] + d0 * dz.strides[1], dz.strides[1], dz.strides[2],
                  pos, nt, nj, work.dz, k > 0)
