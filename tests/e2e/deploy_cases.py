@@ -15,10 +15,19 @@ NAMES = sorted(CLASSES)
 SIZE, OTHER_SIZE = (64, 96), (96, 128)
 
 
+# Tinier than SMALL where tracing cost is in the blocks count: VMUNet without decoder blocks
+# (its expanding layers stay) and with one MHS head (MHSVMamba keeps two: 'C' and 'S').
+TINIER = {'VMUNet': dict(arch=dict(embed_dims=8, depths=[1, 1, 1, 1], decoder_depths=[0, 0, 0, 0],
+                                   heads=('C', )))}
+
+
 def build(name, **overrides):
-    """The first small preset of backbone ``name``, no stochastic depth, seeded weights."""
+    """The first small preset of backbone ``name`` (or TINIER's), no stochastic depth, seeded
+    weights."""
     torch.manual_seed(0)
-    return CLASSES[name](**dict(SMALL[name][0], drop_path_rate=0.0, **overrides))
+    kwargs = dict(SMALL[name][0], drop_path_rate=0.0)
+    kwargs.update(TINIER.get(name, {}), **overrides)
+    return CLASSES[name](**kwargs)
 
 
 def images(size, seed=1):
