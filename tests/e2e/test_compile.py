@@ -13,6 +13,7 @@ import copy
 
 import pytest
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from deploy_cases import NAMES, OTHER_SIZE, SIZE, build, images, one_thread, rel  # noqa: F401
 
@@ -21,30 +22,33 @@ STATIC_SIZE = (32, 40)
 # compiled graph runs their torch twins, so the eager reference runs them too (the numba
 # kernels agree with them to ~1e-6 in outputs, ~4e-5 in these gradients: test_linear_attention)
 SAME_OPS_AS_COMPILED = {'MLLA': dict(kernel_backend='torch')}
-# HRVMamba: outputs equal eager's (5e-7), but parameter gradients differ by 2e-3..5e-3 (rel) at
-# 32 x 40 and at 64 x 96, with DCNv4 on numba or on grid_sample alike (so not the DCNv4
-# operator, whose autograd opcheck passes: tests/test_models/test_dcnv4.py); suspected: its
-# many training-mode BatchNorms over tiny maps. Compiled in eval mode, forward only, until found.
-FORWARD_ONLY = {'HRVMamba'}
+# HRVMamba: with its BatchNorms in training mode, parameter gradients differ from eager's by
+# 2e-3..5e-3 (rel): batch statistics over maps of a few pixels (its low-resolution branches)
+# amplify the rounding of the compiled BatchNorm (a decomposition) against eager's kernel --
+# with DCNv4 on numba or on grid_sample alike, and 0 difference once the BatchNorms use
+# running statistics. So its BatchNorms are in eval mode here (as when fine-tuned with frozen
+# BN); everything else trains.
+FROZEN_BN = {'HRVMamba'}
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_backbone_compiles_to_one_graph_with_eager_values_and_gradients(name):
-    eager = build(name, **SAME_OPS_AS_COMPILED.get(name, {})).train(name not in FORWARD_ONLY)
+    eager = build(name, **SAME_OPS_AS_COMPILED.get(name, {})).train()
+    if name in FROZEN_BN:
+        for module in eager.modules():
+            if isinstance(module, _BatchNorm):
+                module.eval()
     model = copy.deepcopy(eager)
     compiled = torch.compile(model, fullgraph=True, backend='aot_eager', dynamic=False)
     x = images(STATIC_SIZE)
-    with torch.set_grad_enabled(name not in FORWARD_ONLY):
-        try:
-            outs = compiled(x)
-        finally:
-            torch._dynamo.reset()
-        refs = eager(x)
+    try:
+        outs = compiled(x)
+    finally:
+        torch._dynamo.reset()
+    refs = eager(x)
     assert [o.shape for o in outs] == [r.shape for r in refs]
     for out, ref in zip(outs, refs):
         assert rel(out, ref) <= 1e-5
-    if name in FORWARD_ONLY:
-        return
     sum((o * o).mean() for o in outs).backward()
     sum((r * r).mean() for r in refs).backward()
     for (key, p), q in zip(model.named_parameters(), eager.parameters()):
