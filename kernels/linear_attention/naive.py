@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 def rotate_pairs(x, cos, sin):
     """RoPE: channel pair (2p, 2p+1) of each token as a complex number times e^{i theta}."""
-    pairs = x.reshape(*x.shape[:-1], -1, 2)
+    pairs = x.unflatten(-1, (-1, 2))  # not reshape(..., -1, 2): its size inference is slow on symbolic shapes
     real, imag = pairs[..., 0], pairs[..., 1]
     return torch.stack([real * cos - imag * sin, imag * cos + real * sin], dim=-1).flatten(-2)
 

@@ -1,70 +1,84 @@
 """torch.compile(fullgraph=True) of every backbone on CPU (small presets, tiny images).
 
 ``fullgraph=True`` fails on any graph break, so compiling is the check that each backbone --
-scans included, which are the operators of :mod:`mlla_kernels.library` -- is one graph. The
-compiler backend is ``aot_eager``: it runs Dynamo and AOTAutograd (the operators' fake
-implementations and registered backward) without Inductor's C++ code generation, which would
-take minutes on a small CPU; outputs and parameter gradients must equal eager's. Static shapes:
-``dynamic=True`` is not covered yet (see docs/deploy.md). End-to-end suite: each compile takes
-5-60 s on a 2-core CPU.
+scans included (the operators of :mod:`mlla_kernels.library`), and HRVMamba's DCNv4
+(``mlla_mm::dcnv4_numba``) -- is one graph. The compiler backend is ``aot_eager``: Dynamo and
+AOTAutograd (the operators' fake implementations and registered backward) without Inductor's
+C++ code generation, which would take minutes on a small CPU. Outputs and parameter gradients
+must equal eager's. Static shapes for every backbone (symbolic shapes cost 10-40 s of tracing
+per backbone here); ``dynamic=True`` once, on DemystifyNet (the backbone whose padding
+arithmetic failed to trace symbolically).
 """
 import copy
 
 import pytest
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
-import mlla_mm  # noqa: F401  (registers the backbones)
+from deploy_cases import NAMES, OTHER_SIZE, SIZE, build, images, one_thread, rel  # noqa: F401
 
-from test_models.test_backbone_contract import BACKBONES, SMALL
-
-IMAGE = (1, 3, 32, 40)
-# backbones that do not compile to one graph yet, and why
-NOT_YET = {'HRVMamba': 'DCNv4 runs as an autograd.Function around numba kernels (not a '
-                       'registered operator): Dynamo breaks the graph in it'}
-# MLLA's fused CPU ops (mlla_kernels.linear_attention, depthwise_conv2d) are not operators yet:
-# a compiled graph runs their torch twins, so the eager reference runs them too (the numba
+STATIC_SIZE = (32, 40)
+# MLLA's fused CPU ops (mlla_kernels.linear_attention, depthwise_conv2d) are not operators: a
+# compiled graph runs their torch twins, so the eager reference runs them too (the numba
 # kernels agree with them to ~1e-6 in outputs, ~4e-5 in these gradients: test_linear_attention)
 SAME_OPS_AS_COMPILED = {'MLLA': dict(kernel_backend='torch')}
-NAMES = [pytest.param(cls.__name__, marks=pytest.mark.skip(reason=NOT_YET[cls.__name__]))
-         if cls.__name__ in NOT_YET else cls.__name__
-         for cls in BACKBONES if cls.__name__ in SMALL]
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch._dynamo.reset()
-
-
-def _rel(ours, ref):
-    return ((ours - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
+# HRVMamba: with its BatchNorms in training mode, parameter gradients differ from eager's by
+# 2e-3..5e-3 (rel): batch statistics over maps of a few pixels (its low-resolution branches)
+# amplify the rounding of the compiled BatchNorm (a decomposition) against eager's kernel --
+# with DCNv4 on numba or on grid_sample alike, and 0 difference once the BatchNorms use
+# running statistics. So its BatchNorms are in eval mode here (as when fine-tuned with frozen
+# BN); everything else trains.
+FROZEN_BN = {'HRVMamba'}
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_backbone_compiles_to_one_graph_with_eager_values_and_gradients(name):
-    cls = {c.__name__: c for c in BACKBONES}[name]
-    torch.manual_seed(0)
-    eager = cls(**dict(SMALL[name][0], drop_path_rate=0.0,
-                       **SAME_OPS_AS_COMPILED.get(name, {}))).train()
+    eager = build(name, **SAME_OPS_AS_COMPILED.get(name, {})).train()
+    if name in FROZEN_BN:
+        for module in eager.modules():
+            if isinstance(module, _BatchNorm):
+                module.eval()
     model = copy.deepcopy(eager)
     compiled = torch.compile(model, fullgraph=True, backend='aot_eager', dynamic=False)
-    images = torch.randn(*IMAGE, generator=torch.Generator().manual_seed(1))
+    x = images(STATIC_SIZE)
     try:
-        outs = compiled(images)
+        outs = compiled(x)
     finally:
         torch._dynamo.reset()
-    refs = eager(images)
-    assert len(outs) == len(refs)
+    refs = eager(x)
+    assert [o.shape for o in outs] == [r.shape for r in refs]
     for out, ref in zip(outs, refs):
-        assert out.shape == ref.shape
-        assert _rel(out, ref) <= 1e-5
+        assert rel(out, ref) <= 1e-5
     sum((o * o).mean() for o in outs).backward()
     sum((r * r).mean() for r in refs).backward()
     for (key, p), q in zip(model.named_parameters(), eager.parameters()):
         if q.grad is None:
             assert p.grad is None, key
             continue
-        assert _rel(p.grad, q.grad) <= 1e-5, key
+        assert rel(p.grad, q.grad) <= 1e-5, key
+
+
+def test_dynamic_compile_runs_two_sizes_with_at_most_one_recompilation():
+    """H and W traced as symbols (DemystifyNet: patch embedding and merging pad odd maps);
+    the second size may recompile once (the convolutions' fake implementation guards on the
+    input's size), not more."""
+    model = build('DemystifyNet').eval()
+    graphs = []
+
+    def counting_aot_eager(gm, example_inputs):
+        graphs.append(gm)
+        from torch._dynamo.backends.debugging import aot_eager
+        return aot_eager(gm, example_inputs)
+
+    compiled = torch.compile(model, fullgraph=True, dynamic=True, backend=counting_aot_eager)
+    try:
+        for size in (SIZE, OTHER_SIZE):
+            x = images(size)
+            with torch.no_grad():
+                outs, refs = compiled(x), model(x)
+            assert [o.shape for o in outs] == [r.shape for r in refs]
+            for out, ref in zip(outs, refs):
+                assert rel(out, ref) <= 1e-5
+    finally:
+        torch._dynamo.reset()
+    assert len(graphs) <= 2, f'{len(graphs)} compilations for two sizes'

@@ -166,3 +166,15 @@ def test_cuda_tensors_match_cpu(backend):
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g.cpu(), r, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('geometry', [GEOMETRIES[1], GEOMETRIES[2]], ids=['stride2', 'dilation'])
+def test_numba_operator_passes_opcheck(geometry):
+    """``torch.ops.mlla_mm.dcnv4_numba``: schema, fake vs real (shapes, dtypes, strides),
+    registered autograd, AOT dispatch with dynamic shapes (what compile/export rely on)."""
+    pytest.importorskip('numba')
+    from mlla_mm.models.layers.dcnv4_numba import dcnv4_numba_op
+    value, offset_mask = _inputs(*geometry)
+    group, kernel, stride, pad, dilation, scale = geometry[2], *geometry[5:]
+    torch.library.opcheck(dcnv4_numba_op,
+                          (value, offset_mask, group, kernel, stride, pad, dilation, scale))

@@ -19,7 +19,7 @@ from torch import nn
 
 from ...registry import register_model
 from ..layers import DropPath, stochastic_depth_rates
-from ..layers.common import init_truncated_normal_
+from ..layers.common import init_truncated_normal_, pad_to_multiple
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
 from ..layers.unified_attention import UnifiedDesign, UnifiedLinearAttention
@@ -139,9 +139,7 @@ class PatchEmbed(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, C, ceil(H/p), ceil(W/p))."""
-        h, w = x.shape[-2:]
-        p = self.patch_size
-        x = self.proj(F.pad(x, (0, -w % p, 0, -h % p)))
+        x = self.proj(pad_to_multiple(x, self.patch_size))
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
@@ -156,8 +154,7 @@ class PatchMerging(BaseModule):
         self.reduction = nn.Linear(4 * embed_dims, 2 * embed_dims, bias=False)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
-        h, w = hw_shape
-        x = F.pad(tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
+        x = pad_to_multiple(tokens_to_map(x, hw_shape), 2)
         x = F.pixel_unshuffle(x, 2)                       # (B, 4C, h/2, w/2)
         out_hw = (x.shape[2], x.shape[3])
         return self.reduction(self.norm(map_to_tokens(x))), out_hw

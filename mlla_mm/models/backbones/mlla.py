@@ -9,7 +9,6 @@ padding for arbitrary input sizes and RoPE built for the actual feature size.
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
@@ -19,7 +18,7 @@ import mlla_kernels
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers import DropPath, MLLALinearAttention, check_kernel_backend, stochastic_depth_rates
-from ..layers.common import init_truncated_normal_
+from ..layers.common import init_truncated_normal_, pad_to_multiple
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
 from .base import DenseBackbone
@@ -83,8 +82,7 @@ class MLLAStem(BaseModule):
             ConvNormAct(4 * embed_dims, embed_dims, 1, bias=False, with_act=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = F.pad(x, (0, -w % 4, 0, -h % 4))
+        x = pad_to_multiple(x, 4)
         x = self.conv1(x)
         x = self.conv2(x) + x
         return self.conv3(x)
@@ -171,8 +169,7 @@ class MLLAPatchMerging(BaseModule):
             ConvNormAct(hidden, out_dims, 1, with_act=False))
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
-        h, w = hw_shape
-        x = F.pad(tokens_to_map(x, hw_shape), (0, w % 2, 0, h % 2))
+        x = pad_to_multiple(tokens_to_map(x, hw_shape), 2)
         x = self.conv(x)
         return map_to_tokens(x), (x.shape[2], x.shape[3])
 

@@ -16,6 +16,22 @@ def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -
     return x * mask / keep
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad a map ``(..., H, W)`` right and bottom to multiples of ``multiple``.
+
+    A map that needs no padding is returned as is, so the padding arithmetic only enters the
+    sizes when it pads: under ``torch.export`` / ``torch.compile(dynamic=True)`` the sizes stay
+    short symbolic expressions (a ``Mod`` carried into every later size made tracing MLLA take
+    minutes), and the amount is a ceiling division (Inductor's and AOTAutograd's value analyses
+    have no Python ``%`` on sizes).
+    """
+    h, w = x.shape[-2:]
+    if h % multiple == 0 and w % multiple == 0:
+        return x
+    return F.pad(x, (0, (w + multiple - 1) // multiple * multiple - w,
+                     0, (h + multiple - 1) // multiple * multiple - h))
+
+
 class DropPath(nn.Module):
     """Stochastic depth as a module (identity at eval or when ``drop_prob == 0``)."""
 

@@ -24,7 +24,9 @@ Four twins compute that op, each differentiable:
 
 * :func:`dcnv4_naive` -- the reference: the formula above written out point by point and
   corner by corner, as the CUDA kernel does (slow; tests only);
-* ``'numba'`` -- fused CPU kernels, forward and backward (:mod:`.dcnv4_numba`), channels-last;
+* ``'numba'`` -- fused CPU kernels, forward and backward (:mod:`.dcnv4_numba`), channels-last,
+  registered as the operator ``torch.ops.mlla_mm.dcnv4_numba`` (fake implementation and
+  autograd registered: one node under ``torch.compile(fullgraph=True)`` and ``torch.export``);
 * ``'grid_sample'`` -- ``F.grid_sample`` per point (bilinear, zero padding,
   ``align_corners=False`` maps pixel indices exactly), times the mask, summed;
 * ``'torchvision'`` -- ``torchvision.ops.deform_conv2d`` with a ``ones`` depthwise kernel:

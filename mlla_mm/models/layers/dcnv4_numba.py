@@ -14,12 +14,14 @@ SS2D of HRVMamba hands over channels-last maps, for which the permutes here are 
   sample, or times the sample's x/y slope); (b) per (n, group, block of channels), the value
   gradient, scattered to the 4 corners -- each program owns its channels, so nothing races.
 
-Programs run on torch's thread count through the scan engine's thread pool
+Forward and backward are registered operators (``torch.ops.mlla_mm.dcnv4_numba`` and
+``dcnv4_numba_backward``, see below). Programs run on torch's thread count through the scan engine's thread pool
 (:func:`mlla_kernels.routed_scan.numba._run`), compiled with its options
 (:func:`mlla_kernels.routed_scan.numba_math.jit`: fastmath, no GIL, disk-cached).
 float32 and float64 are computed as they are; fp16/bf16 are computed in float32.
 """
 import math
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -217,43 +219,94 @@ def _value_blocks(batch: int, group: int, cg: int):
     return block, -(-cg // block)
 
 
-class DCNv4Numba(torch.autograd.Function):
-    """Autograd wrapper of the kernels; NCHW-shaped tensors in and out."""
+def _output_size(size, kernel_size, stride, pad, dilation):
+    return (size + 2 * pad - dilation * (kernel_size - 1) - 1) // stride + 1
 
-    @staticmethod
-    def forward(ctx, value, offset_mask, group, kernel_size, stride, pad, dilation,
-                offset_scale, out_h, out_w):  # noqa: D102
-        compute = value.dtype if value.dtype in (torch.float32, torch.float64) else torch.float32
-        v = _channels_last(value, compute)
-        om = _channels_last(offset_mask, compute)
-        batch, channels = value.shape[:2]
-        out = torch.zeros(batch, out_h, out_w, channels, dtype=compute)
-        _run(_forward_kernel, batch * out_h, v.numpy(), om.numpy(), out.numpy(), group,
-             kernel_size, stride, pad, dilation, float(offset_scale))
-        ctx.save_for_backward(v, om)
-        ctx.geometry = (group, kernel_size, stride, pad, dilation, float(offset_scale))
-        ctx.dtypes = (value.dtype, offset_mask.dtype)
-        return out.to(value.dtype).permute(0, 3, 1, 2)
 
-    @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
-        v, om = ctx.saved_tensors
-        group, kernel_size, stride, pad, dilation, scale = ctx.geometry
-        go = _channels_last(grad_out, v.dtype)
-        batch, out_h = go.shape[:2]
-        grad_value = grad_om = None
-        if ctx.needs_input_grad[1]:
-            grad = torch.zeros_like(om)        # the padding channels stay 0
-            _run(_offset_grad_kernel, batch * out_h, v.numpy(), om.numpy(), go.numpy(),
-                 grad.numpy(), group, kernel_size, stride, pad, dilation, scale)
-            grad_om = grad.to(ctx.dtypes[1]).permute(0, 3, 1, 2)
-        if ctx.needs_input_grad[0]:
-            grad = torch.zeros_like(v)
-            block, blocks = _value_blocks(batch, group, v.shape[3] // group)
-            _run(_value_grad_kernel, batch * group * blocks, om.numpy(), go.numpy(),
-                 grad.numpy(), group, kernel_size, stride, pad, dilation, scale, block, blocks)
-            grad_value = grad.to(ctx.dtypes[0]).permute(0, 3, 1, 2)
-        return grad_value, grad_om, None, None, None, None, None, None, None, None
+def _nchw_of_channels_last(batch, channels, height, width, like):
+    """An NCHW-shaped tensor with channels-last memory: the layout the kernels write."""
+    return like.new_empty((batch, height, width, channels)).permute(0, 3, 1, 2)
+
+
+# The op is a registered PyTorch operator (``torch.ops.mlla_mm.dcnv4_numba``, forward and
+# backward each an operator with a fake implementation, the formula registered with
+# register_autograd), so torch.compile(fullgraph=True) and torch.export see one node -- as
+# mlla_kernels.library does for the scans. Outputs are NCHW-shaped views of channels-last
+# memory (what the kernels write), in the fake implementations too.
+@torch.library.custom_op('mlla_mm::dcnv4_numba', mutates_args=(), device_types='cpu')
+def dcnv4_numba_op(value: torch.Tensor, offset_mask: torch.Tensor, group: int,
+                   kernel_size: int, stride: int, pad: int, dilation: int,
+                   offset_scale: float) -> torch.Tensor:
+    """DCNv4's core op on the numba kernels; value (N, C, H, W), offset_mask (N, P, Ho, Wo)."""
+    compute = value.dtype if value.dtype in (torch.float32, torch.float64) else torch.float32
+    v = _channels_last(value, compute)
+    om = _channels_last(offset_mask, compute)
+    batch, channels = value.shape[:2]
+    out_h, out_w = om.shape[1:3]
+    out = torch.zeros(batch, out_h, out_w, channels, dtype=compute)
+    _run(_forward_kernel, batch * out_h, v.numpy(), om.numpy(), out.numpy(), group,
+         kernel_size, stride, pad, dilation, float(offset_scale))
+    return out.to(value.dtype).permute(0, 3, 1, 2)
+
+
+@dcnv4_numba_op.register_fake
+def _(value, offset_mask, group, kernel_size, stride, pad, dilation, offset_scale):
+    batch, channels, height, width = value.shape
+    return _nchw_of_channels_last(batch, channels,
+                                  _output_size(height, kernel_size, stride, pad, dilation),
+                                  _output_size(width, kernel_size, stride, pad, dilation), value)
+
+
+@torch.library.custom_op('mlla_mm::dcnv4_numba_backward', mutates_args=(), device_types='cpu')
+def dcnv4_numba_backward_op(grad_out: torch.Tensor, value: torch.Tensor,
+                            offset_mask: torch.Tensor, group: int, kernel_size: int,
+                            stride: int, pad: int, dilation: int, offset_scale: float,
+                            value_grad: bool, offset_mask_grad: bool
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of value and offset_mask (zeros for the one not asked for)."""
+    compute = value.dtype if value.dtype in (torch.float32, torch.float64) else torch.float32
+    v = _channels_last(value, compute)
+    om = _channels_last(offset_mask, compute)
+    go = _channels_last(grad_out, compute)
+    batch, out_h = go.shape[:2]
+    scale = float(offset_scale)
+    grad_om = torch.zeros_like(om)        # the padding channels stay 0
+    if offset_mask_grad:
+        _run(_offset_grad_kernel, batch * out_h, v.numpy(), om.numpy(), go.numpy(),
+             grad_om.numpy(), group, kernel_size, stride, pad, dilation, scale)
+    grad_value = torch.zeros_like(v)
+    if value_grad:
+        block, blocks = _value_blocks(batch, group, v.shape[3] // group)
+        _run(_value_grad_kernel, batch * group * blocks, om.numpy(), go.numpy(),
+             grad_value.numpy(), group, kernel_size, stride, pad, dilation, scale, block,
+             blocks)
+    return (grad_value.to(value.dtype).permute(0, 3, 1, 2),
+            grad_om.to(offset_mask.dtype).permute(0, 3, 1, 2))
+
+
+@dcnv4_numba_backward_op.register_fake
+def _(grad_out, value, offset_mask, group, kernel_size, stride, pad, dilation, offset_scale,
+      value_grad, offset_mask_grad):
+    return (_nchw_of_channels_last(*value.shape, value),
+            _nchw_of_channels_last(*offset_mask.shape, offset_mask))
+
+
+def _setup_context(ctx, inputs, output):
+    value, offset_mask, *geometry = inputs
+    ctx.save_for_backward(value, offset_mask)
+    ctx.geometry = geometry
+
+
+def _backward(ctx, grad_out):
+    value, offset_mask = ctx.saved_tensors
+    grad_value, grad_om = dcnv4_numba_backward_op(
+        grad_out, value, offset_mask, *ctx.geometry, ctx.needs_input_grad[0],
+        ctx.needs_input_grad[1])
+    return (grad_value if ctx.needs_input_grad[0] else None,
+            grad_om if ctx.needs_input_grad[1] else None, None, None, None, None, None, None)
+
+
+dcnv4_numba_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def dcnv4_numba(value, offset_mask, group, kernel_size, stride, pad, dilation, offset_scale,
@@ -261,6 +314,5 @@ def dcnv4_numba(value, offset_mask, group, kernel_size, stride, pad, dilation, o
     if value.is_cuda or offset_mask.is_cuda:
         raise ValueError("dcnv4: the 'numba' backend runs on CPU tensors; use 'grid_sample' "
                          "(or 'auto') for CUDA tensors")
-    return DCNv4Numba.apply(value, offset_mask, group, kernel_size, stride, pad, dilation,
-                            offset_scale, out_h, out_w)
-
+    return dcnv4_numba_op(value, offset_mask, group, kernel_size, stride, pad, dilation,
+                          float(offset_scale))

@@ -34,7 +34,7 @@ def rope_2d_tables(hw_shape: Tuple[int, int],
     if dim % 4 != 0:
         raise ValueError(f'2-D RoPE needs a channel count divisible by 4 (row and column '
                          f'halves of complex pairs), got {dim}; choose embed_dims divisible by 4')
-    h, w = int(hw_shape[0]), int(hw_shape[1])
+    h, w = hw_shape  # ints, or SymInts under torch.export (int() would specialize them)
     k = dim // 4
     # Same expression order as upstream, so the float32 tables are bit-identical.
     freqs = 1 / (base ** (torch.arange(k, device=device) / k))

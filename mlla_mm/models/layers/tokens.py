@@ -68,7 +68,7 @@ class DepthwiseResidual(nn.Conv2d):
         if self.kernel_backend is None:
             return x + map_to_tokens(super().forward(tokens_to_map(x, hw_shape)))
         b, n, c = x.shape
-        out = mlla_kernels.depthwise_conv2d(x.reshape(b, *hw_shape, c), self.weight[:, 0],
+        out = mlla_kernels.depthwise_conv2d(x.unflatten(1, hw_shape), self.weight[:, 0],
                                             self.bias, residual=True,
                                             backend=self.kernel_backend)
         return out.reshape(b, n, c)
