@@ -56,6 +56,11 @@ def route_order_tensor(route: Route, height, width, device) -> torch.Tensor:
             f"route {str(route)!r}: the {route.kind} walk is exported only for a fixed map "
             f"size; routes with a symbolic H x W: {', '.join(SYMBOLIC_KINDS)} (and their "
             'reverses). Export with a static input size (no --dynamic).')
+    return _symbolic_order(route, height, width, device)
+
+
+def _symbolic_order(route: Route, height, width, device) -> torch.Tensor:
+    """A raster or snake walk (:data:`SYMBOLIC_KINDS`) from ``arange``: H, W may be symbolic."""
     grid = torch.arange(height * width, device=device).view(height, width)
     if route.kind in ('col', 'snake_col'):
         grid = grid.transpose(0, 1)
@@ -69,7 +74,10 @@ def route_order_tensor(route: Route, height, width, device) -> torch.Tensor:
 
 
 def route_orders(routes, height, width, device) -> torch.Tensor:
-    """(K, H*W) int64: the pixel route k visits at step t."""
+    """(K, H*W) int64: the pixel route k visits at step t (``routes`` as the operator's
+    comma-separated string or a sequence of routes)."""
+    if isinstance(routes, str):
+        routes = tuple(routes.split(','))
     return torch.stack([route_order_tensor(r, height, width, device) for r in as_routes(routes)])
 
 
@@ -100,7 +108,8 @@ def routed_scan_portable(u, delta, A, B, C, D=None, z=None, delta_bias=None, rou
     (there is no engine and nothing to save)."""
     from torch._higher_order_ops.scan import scan
 
-    routes = as_routes(tuple(routes.split(',')) if isinstance(routes, str) else routes)
+    if isinstance(routes, str):
+        routes = tuple(routes.split(','))
     dtype_in = u.dtype
     compute = torch.float64 if dtype_in == torch.float64 else torch.float32
     batch, k, dim, height, width = delta.shape
