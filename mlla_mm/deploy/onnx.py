@@ -116,8 +116,10 @@ def export_onnx(module: nn.Module, inputs: torch.Tensor, path: str, dynamic: boo
                 opset: int = 18) -> float:
     """Write ``module(inputs)`` to the ONNX file ``path``; returns the export time in s.
 
-    ``dynamic``: the batch, H and W of the input are left free (only for models whose routes
-    are raster or snake walks, see :mod:`mlla_kernels.routed_scan.portable`)."""
+    ``dynamic``: the batch, H and W of the input are left free. Today this works for
+    scan-free models (MambaOut); models with a scan fail at export (the portable scan's chunk
+    arithmetic on symbolic sizes) and MLLA's file keeps its traced size (check the file at a
+    second size, as the tool does)."""
     require_deploy()
     dynamic_shapes = None
     if dynamic:
@@ -125,9 +127,18 @@ def export_onnx(module: nn.Module, inputs: torch.Tensor, path: str, dynamic: boo
         dynamic_shapes = ({0: auto, 2: auto, 3: auto}, )
     start = time.perf_counter()
     with portable_scans(), torch.no_grad():
-        program = torch.onnx.export(module, (inputs, ), dynamo=True, opset_version=opset,
-                                    dynamic_shapes=dynamic_shapes, input_names=['inputs'],
-                                    optimize=True, verbose=False)
+        try:
+            program = torch.onnx.export(module, (inputs, ), dynamo=True, opset_version=opset,
+                                        dynamic_shapes=dynamic_shapes, input_names=['inputs'],
+                                        optimize=True, verbose=False)
+        except Exception as error:
+            if not dynamic:
+                raise
+            raise RuntimeError(
+                f'the export with a dynamic input size failed ({type(error).__name__}; today '
+                'only scan-free backbones such as MambaOut export with free H and W, see '
+                'docs/deploy.md "ONNX"): export without --dynamic, at the size you deploy'
+            ) from error
     program.save(path)
     return time.perf_counter() - start
 

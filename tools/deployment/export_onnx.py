@@ -11,7 +11,7 @@ Without CHECKPOINT the weights are as built. The scans become plain ONNX ops (an
 
 After the export the file runs in onnxruntime on the same random input; the tool prints the
 max relative difference to PyTorch, the file size and both run times, and exits 1 if the
-difference is above 1e-4 (exit 2: onnx/onnxruntime missing, ``pip install mlla-mm[deploy]``).
+difference is above 1e-4 (with ``--dynamic`` it is checked at a second size too; exit 2: onnx/onnxruntime missing, ``pip install mlla-mm[deploy]``).
 """
 import argparse
 import os
@@ -29,7 +29,8 @@ def parse_args(argv=None):
                         help='input height and width (batch 1, 3 channels)')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--dynamic', action='store_true',
-                        help='leave batch, H and W free in the file (raster/snake routes only)')
+                        help='leave batch, H and W free in the file and check it at a second '
+                        'size too (today: scan-free backbones such as MambaOut only)')
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--opset', type=int, default=18)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)
@@ -54,9 +55,26 @@ def main(argv=None):
     print(f'exporting {what} at 1x3x{args.shape[0]}x{args.shape[1]}'
           f'{" (dynamic batch, H, W)" if args.dynamic else ""} to {args.out}')
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    export_s = deploy.export_onnx(module, inputs, args.out, dynamic=args.dynamic,
-                                  opset=args.opset)
-    check, = deploy.check_onnxruntime(module, args.out, [inputs])
+    try:
+        export_s = deploy.export_onnx(module, inputs, args.out, dynamic=args.dynamic,
+                                      opset=args.opset)
+    except RuntimeError as error:
+        if not args.dynamic:
+            raise
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    checks = [inputs]
+    if args.dynamic:   # the file must also run at another size
+        other = [max(16, s * 3 // 4 + 1) for s in args.shape]
+        checks.append(torch.randn(1, 3, *other))
+    try:
+        results = deploy.check_onnxruntime(module, args.out, checks)
+    except Exception as error:   # e.g. onnxruntime refuses a size the export specialized
+        print(f'error: the ONNX file does not run in onnxruntime at '
+              f'{"x".join(map(str, checks[-1].shape))}: {type(error).__name__}: '
+              f'{str(error)[:500]}', file=sys.stderr)
+        return 1
+    check = max(results, key=lambda c: c.max_rel_diff)
     print(f'export: {export_s:.1f} s, file: {check.file_mb:.2f} MiB')
     print(f'outputs: {", ".join("x".join(map(str, s)) for s in check.shapes)}')
     print(f'onnxruntime vs PyTorch: max relative difference {check.max_rel_diff:.2e} '
