@@ -1,11 +1,14 @@
-"""The routed scan in portable PyTorch: standard ops and one ``scan`` over chunks, traceable
-with symbolic H and W -- what ``mlla_kernels::routed_scan`` becomes for export beyond PyTorch.
+"""The routed scan in portable PyTorch: standard ops and one ``scan`` over chunks -- what
+``mlla_kernels::routed_scan`` becomes for export beyond PyTorch. Written for symbolic H and W
+(route tables from ``arange``), but a dynamic export still stops on a symbolic-shape guard of
+the chunk padding (docs/deploy.md, "ONNX"): export at a static size.
 
-ONNX (and OpenVINO) cannot run our numba or Triton kernels; the plan (not wired yet, see
-docs/deploy.md) is to replace the operator in an ``ExportedProgram`` by
-:func:`routed_scan_portable`, whose per-step work is batched over the whole sequence and whose
-only sequential part, the chain of chunk states, is one ``scan`` whose trip count is the
-(dynamic) number of chunks (an ONNX ``Scan``).
+ONNX (and OpenVINO) cannot run our numba or Triton kernels: while exporting,
+``mlla_mm.deploy.onnx.portable_scans`` makes :func:`routed_scan_portable` the decomposition of
+the operator, so the ONNX exporter writes standard ops and one ONNX ``Scan`` (docs/deploy.md,
+"ONNX"). Its per-step work is batched over the whole sequence; its only sequential part, the
+chain of chunk states, is one ``scan`` whose trip count is the number of chunks. Tested
+against a step-by-step oracle in tests/test_kernels/test_portable.py.
 
 1. The route tables from the map's size (:func:`route_orders`): ``row`` and ``col`` walks,
    their snakes and reverses are arithmetic on ``arange(H * W)``, so H and W may be symbolic;
