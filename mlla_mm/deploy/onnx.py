@@ -157,49 +157,80 @@ def _best_ms(run, repeats: int) -> float:
 
 @dataclass
 class OnnxCheck:
-    """onnxruntime against PyTorch on one input."""
-    max_rel_diff: float                 # max over outputs of max|ort - torch| / max|torch|
+    """A runtime (onnxruntime or OpenVINO) against PyTorch on one input."""
+    runtime: str
+    max_rel_diff: float                 # max over outputs of max|runtime - torch| / max|torch|
     rel_diffs: List[float]
     shapes: List[Tuple[int, ...]]
     file_mb: float
     torch_ms: float
-    onnxruntime_ms: float
+    runtime_ms: float
 
     @property
     def ok(self) -> bool:
         return self.max_rel_diff <= TOLERANCE
 
 
-def check_onnxruntime(module: nn.Module, path: str, inputs: Sequence[torch.Tensor],
-                      repeats: int = 3, threads: int = 0) -> List[OnnxCheck]:
-    """Run the ONNX file ``path`` in onnxruntime (CPU) on each input of ``inputs`` and
-    compare with ``module``; times are the best of ``repeats`` runs after a warm-up (``repeats=0``: not timed, NaN)."""
+def _runner(path: str, runtime: str, threads: int):
+    """A function numpy image -> list of numpy outputs running the file in ``runtime``."""
+    if runtime == 'onnxruntime':
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        name = session.get_inputs()[0].name
+        return lambda image: session.run(None, {name: image})
+    if runtime == 'openvino':
+        try:
+            import openvino
+        except ImportError as error:
+            raise ImportError(f'the OpenVINO check needs openvino: {INSTALL_HINT}') from error
+        core = openvino.Core()
+        core.set_property('CPU', {'INFERENCE_NUM_THREADS': threads})
+        compiled = core.compile_model(path, 'CPU')
+
+        def run(image):
+            result = compiled(image)
+            return [result[out] for out in compiled.outputs]
+        return run
+    raise ValueError(f"runtime must be 'onnxruntime' or 'openvino'; got {runtime!r}")
+
+
+def check_runtime(module: nn.Module, path: str, inputs: Sequence[torch.Tensor],
+                  runtime: str = 'onnxruntime', repeats: int = 3,
+                  threads: int = 0) -> List[OnnxCheck]:
+    """Run the ONNX file ``path`` in ``runtime`` (``'onnxruntime'`` or ``'openvino'``, CPU) on
+    each input of ``inputs`` and compare with ``module``; times are the best of ``repeats``
+    runs after a warm-up (``repeats=0``: not timed, NaN)."""
     require_deploy()
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    name = session.get_inputs()[0].name
+    run = _runner(path, runtime, threads or torch.get_num_threads())
     checks = []
     for image in inputs:
-        feed = {name: image.detach().cpu().numpy()}
+        feed = image.detach().cpu().numpy()
         with torch.no_grad():
             refs = _as_tuple(module(image))
-        outs = session.run(None, feed)
+        outs = run(feed)
         if len(outs) != len(refs):
-            raise RuntimeError(f'the ONNX file gives {len(outs)} outputs, PyTorch {len(refs)}')
+            raise RuntimeError(f'the ONNX file gives {len(outs)} outputs in {runtime}, '
+                               f'PyTorch {len(refs)}')
         diffs, shapes = [], []
         for out, ref in zip(outs, refs):
             ref = ref.detach().float().cpu()
             out = torch.from_numpy(out).float()
             if out.shape != ref.shape:
-                raise RuntimeError(f'output shape {tuple(out.shape)} in onnxruntime, '
+                raise RuntimeError(f'output shape {tuple(out.shape)} in {runtime}, '
                                    f'{tuple(ref.shape)} in PyTorch')
             diffs.append(float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)))
             shapes.append(tuple(ref.shape))
         with torch.no_grad():
             torch_ms = _best_ms(lambda: module(image), repeats)
-        ort_ms = _best_ms(lambda: session.run(None, feed), repeats)
-        checks.append(OnnxCheck(max(diffs), diffs, shapes, os.path.getsize(path) / 2**20,
-                                torch_ms, ort_ms))
+        runtime_ms = _best_ms(lambda: run(feed), repeats)
+        checks.append(OnnxCheck(runtime, max(diffs), diffs, shapes,
+                                os.path.getsize(path) / 2**20, torch_ms, runtime_ms))
     return checks
+
+
+def check_onnxruntime(module: nn.Module, path: str, inputs: Sequence[torch.Tensor],
+                      repeats: int = 3, threads: int = 0) -> List[OnnxCheck]:
+    """:func:`check_runtime` in onnxruntime."""
+    return check_runtime(module, path, inputs, 'onnxruntime', repeats, threads)

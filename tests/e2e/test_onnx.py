@@ -62,12 +62,14 @@ def test_backbone_onnx_matches_pytorch(name, tmp_path):
 
 
 def test_tool_exports_upernet_logits(tmp_path):
-    """A user's run: the whole UperNet MambaOut demo segmentor, logits at the input size."""
+    """A user's run: the whole UperNet MambaOut demo segmentor, logits at the input size,
+    checked in onnxruntime and (reported) OpenVINO."""
     out = str(tmp_path / 'upernet.onnx')
     log = run_tool([PY, osp.join(ROOT, 'tools/deployment/export_onnx.py'),
                     osp.join(ROOT, 'configs/demo/upernet_mambaout_demo.py'), '--shape', '45', '67',
-                    '--out', out])
+                    '--out', out, '--openvino'])
     assert 'EncoderDecoder' in log and 'logits at the input size' in log, log
     assert 'outputs: 1x8x45x67' in log, log
     assert 'max relative difference' in log and log.rstrip().endswith('OK'), log
+    assert 'OpenVINO vs PyTorch: max relative difference' in log, log
     assert osp.getsize(out) > 0

@@ -1,7 +1,7 @@
 """Export a model to ONNX and check the file in onnxruntime.
 
     python tools/deployment/export_onnx.py CONFIG [CHECKPOINT] --shape H W --out FILE.onnx
-        [--dynamic] [--backbone-only] [--cfg-options K=V ...]
+        [--dynamic] [--backbone-only] [--openvino] [--cfg-options K=V ...]
 
 What is exported: for a segmentor config (UperNet, ``EncoderDecoder``) the whole model's
 logits at the input size; for a detector config (Mask R-CNN) the backbone + neck (RoI heads
@@ -11,7 +11,9 @@ Without CHECKPOINT the weights are as built. The scans become plain ONNX ops (an
 
 After the export the file runs in onnxruntime on the same random input; the tool prints the
 max relative difference to PyTorch, the file size and both run times, and exits 1 if the
-difference is above 1e-4 (with ``--dynamic`` it is checked at a second size too; exit 2: onnx/onnxruntime missing, ``pip install mlla-mm[deploy]``).
+difference is above 1e-4 (with ``--dynamic`` it is checked at a second size too). With
+``--openvino`` the file also runs in OpenVINO and how it compares is printed (not a condition
+of success). Exit 2: onnx/onnxruntime missing (``pip install mlla-mm[deploy]``).
 """
 import argparse
 import os
@@ -32,6 +34,8 @@ def parse_args(argv=None):
                         help='leave batch, H and W free in the file and check it at a second '
                         'size too (today: scan-free backbones such as MambaOut only)')
     parser.add_argument('--backbone-only', action='store_true')
+    parser.add_argument('--openvino', action='store_true',
+                        help='also run the file in OpenVINO (CPU) and print how it compares')
     parser.add_argument('--opset', type=int, default=18)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None)
     return parser.parse_args(argv)
@@ -79,12 +83,20 @@ def main(argv=None):
     print(f'outputs: {", ".join("x".join(map(str, s)) for s in check.shapes)}')
     print(f'onnxruntime vs PyTorch: max relative difference {check.max_rel_diff:.2e} '
           f'(tolerance {deploy.TOLERANCE:.0e})')
-    print(f'forward: PyTorch {check.torch_ms:.1f} ms, onnxruntime {check.onnxruntime_ms:.1f} ms')
+    print(f'forward: PyTorch {check.torch_ms:.1f} ms, onnxruntime {check.runtime_ms:.1f} ms')
     if not check.ok:
         print(f'error: the ONNX file does not match PyTorch (max relative difference '
               f'{check.max_rel_diff:.2e} > {deploy.TOLERANCE:.0e}); per output: '
               f'{", ".join(f"{d:.1e}" for d in check.rel_diffs)}', file=sys.stderr)
         return 1
+    if args.openvino:   # reported, not a condition of success (docs/deploy.md "ONNX")
+        try:
+            vino = max(deploy.check_runtime(module, args.out, checks, 'openvino'),
+                       key=lambda c: c.max_rel_diff)
+            print(f'OpenVINO vs PyTorch: max relative difference {vino.max_rel_diff:.2e}; '
+                  f'forward {vino.runtime_ms:.1f} ms')
+        except Exception as error:
+            print(f'OpenVINO: fails: {type(error).__name__}: {str(error)[:500]}')
     print('OK')
     return 0
 
