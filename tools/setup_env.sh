@@ -118,4 +118,19 @@ if ! mmpose_ok; then
   "$VPY" -c 'import mmpose.apis, mmpose.models, mmpose.datasets, mmpose.evaluation'
   echo "$POSE_STAMP" > "$POSE_STAMP_FILE"
 fi
+# 6. the `deploy` extra (pyproject.toml): ONNX export and its checks (tests/e2e/test_onnx.py).
+#    None of these depends on torch; the pins of torch/torchvision ride along as constraints
+#    so that pip can never pick another torch.
+DEPLOY_PINS="onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 openvino==2026.4.1"
+deploy_ok() {
+  have_version onnx 1.23.2 && have_version onnxruntime 1.32.0 && \
+    have_version onnxscript 0.7.2 && have_version openvino 2026.4.1
+}
+if ! deploy_ok; then
+  log "installing the deploy extra: $DEPLOY_PINS"
+  # shellcheck disable=SC2086
+  $PIP install -q $DEPLOY_PINS -c <(printf 'torch==%s\ntorchvision==%s\n' \
+    "$TORCH_VERSION" "$TORCHVISION_VERSION")
+  "$VPY" -c 'import onnx, onnxruntime, onnxscript, openvino'
+fi
 log "environment ready: $VENV"

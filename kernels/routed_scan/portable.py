@@ -1,11 +1,14 @@
-"""The routed scan in portable PyTorch: standard ops and one ``scan`` over chunks, traceable
-with symbolic H and W -- what ``mlla_kernels::routed_scan`` becomes for export beyond PyTorch.
+"""The routed scan in portable PyTorch: standard ops and one ``scan`` over chunks -- what
+``mlla_kernels::routed_scan`` becomes for export beyond PyTorch. Written for symbolic H and W
+(route tables from ``arange``), but a dynamic export still stops on a symbolic-shape guard of
+the chunk padding (docs/deploy.md, "ONNX"): export at a static size.
 
-ONNX (and OpenVINO) cannot run our numba or Triton kernels; the plan (not wired yet, see
-docs/deploy.md) is to replace the operator in an ``ExportedProgram`` by
-:func:`routed_scan_portable`, whose per-step work is batched over the whole sequence and whose
-only sequential part, the chain of chunk states, is one ``scan`` whose trip count is the
-(dynamic) number of chunks (an ONNX ``Scan``).
+ONNX (and OpenVINO) cannot run our numba or Triton kernels: while exporting,
+``mlla_mm.deploy.onnx.portable_scans`` makes :func:`routed_scan_portable` the decomposition of
+the operator, so the ONNX exporter writes standard ops and one ONNX ``Scan`` (docs/deploy.md,
+"ONNX"). Its per-step work is batched over the whole sequence; its only sequential part, the
+chain of chunk states, is one ``scan`` whose trip count is the number of chunks. Tested
+against a step-by-step oracle in tests/test_kernels/test_portable.py.
 
 1. The route tables from the map's size (:func:`route_orders`): ``row`` and ``col`` walks,
    their snakes and reverses are arithmetic on ``arange(H * W)``, so H and W may be symbolic;
@@ -56,6 +59,11 @@ def route_order_tensor(route: Route, height, width, device) -> torch.Tensor:
             f"route {str(route)!r}: the {route.kind} walk is exported only for a fixed map "
             f"size; routes with a symbolic H x W: {', '.join(SYMBOLIC_KINDS)} (and their "
             'reverses). Export with a static input size (no --dynamic).')
+    return _symbolic_order(route, height, width, device)
+
+
+def _symbolic_order(route: Route, height, width, device) -> torch.Tensor:
+    """A raster or snake walk (:data:`SYMBOLIC_KINDS`) from ``arange``: H, W may be symbolic."""
     grid = torch.arange(height * width, device=device).view(height, width)
     if route.kind in ('col', 'snake_col'):
         grid = grid.transpose(0, 1)
@@ -69,7 +77,10 @@ def route_order_tensor(route: Route, height, width, device) -> torch.Tensor:
 
 
 def route_orders(routes, height, width, device) -> torch.Tensor:
-    """(K, H*W) int64: the pixel route k visits at step t."""
+    """(K, H*W) int64: the pixel route k visits at step t (``routes`` as the operator's
+    comma-separated string or a sequence of routes)."""
+    if isinstance(routes, str):
+        routes = tuple(routes.split(','))
     return torch.stack([route_order_tensor(r, height, width, device) for r in as_routes(routes)])
 
 
@@ -100,7 +111,8 @@ def routed_scan_portable(u, delta, A, B, C, D=None, z=None, delta_bias=None, rou
     (there is no engine and nothing to save)."""
     from torch._higher_order_ops.scan import scan
 
-    routes = as_routes(tuple(routes.split(',')) if isinstance(routes, str) else routes)
+    if isinstance(routes, str):
+        routes = tuple(routes.split(','))
     dtype_in = u.dtype
     compute = torch.float64 if dtype_in == torch.float64 else torch.float32
     batch, k, dim, height, width = delta.shape
