@@ -4,7 +4,7 @@
 the chunk padding (docs/deploy.md, "ONNX"): export at a static size.
 
 ONNX (and OpenVINO) cannot run our numba or Triton kernels: while exporting,
-``mlla_mm.deploy.onnx.portable_scans`` makes :func:`routed_scan_portable` the decomposition of
+``mlla_mm.deploy.onnx.portable_operators`` makes :func:`routed_scan_portable` the decomposition of
 the operator, so the ONNX exporter writes standard ops and one ONNX ``Scan`` (docs/deploy.md,
 "ONNX"). Its per-step work is batched over the whole sequence; its only sequential part, the
 chain of chunk states, is one ``scan`` whose trip count is the number of chunks. Tested

@@ -3,7 +3,8 @@
 Our scans are ``mlla_kernels::*`` operators running numba or Triton code, which no ONNX
 runtime has. For export the routed scan every public scan maps onto is replaced by its
 portable formulation (:mod:`mlla_kernels.routed_scan.portable`: standard ops and one ``scan``
-over 64-step chunks, which the exporter writes as an ONNX ``Scan``), so the file runs in
+over 64-step chunks, which the exporter writes as an ONNX ``Scan``), and HRVMamba's DCNv4
+operator by its ``grid_sample`` formulation (:func:`portable_operators`), so the file runs in
 onnxruntime (and OpenVINO) on CPU with no custom library.
 
 What is exported (:func:`exportable`): a backbone as it is (its tuple of maps); a segmentor
@@ -63,25 +64,44 @@ def exportable(model: nn.Module, backbone_only: bool = False) -> Tuple[nn.Module
     return backbone.eval(), f'backbone {type(backbone).__name__} (no head this tool exports)'
 
 
+def _dcnv4_portable(value, offset_mask, group, kernel_size, stride, pad, dilation,
+                    offset_scale):
+    """``mlla_mm::dcnv4_numba`` as standard ops: DCNv4's ``grid_sample`` backend (one
+    ``F.grid_sample`` per point, an ONNX ``GridSample``)."""
+    from mlla_mm.models.layers.dcnv4 import _dcnv4_grid_sample
+    from mlla_mm.models.layers.dcnv4_numba import _output_size
+    height, width = value.shape[2:]
+    return _dcnv4_grid_sample(value, offset_mask, group, kernel_size, stride, pad, dilation,
+                              offset_scale,
+                              _output_size(height, kernel_size, stride, pad, dilation),
+                              _output_size(width, kernel_size, stride, pad, dilation))
+
+
 @contextlib.contextmanager
-def portable_scans():
+def portable_operators():
     """While active, decompositions (``ExportedProgram.run_decompositions``, the ONNX
-    exporter's) replace ``mlla_kernels::routed_scan`` by the portable routed scan."""
+    exporter's) replace our operators, which no ONNX runtime has, by standard ops:
+    ``mlla_kernels::routed_scan`` (every public scan maps onto it) by the portable routed scan
+    (an ONNX ``Scan`` over chunks) and HRVMamba's ``mlla_mm::dcnv4_numba`` by its
+    ``grid_sample`` formulation."""
     import torch._decomp
-    import mlla_kernels  # noqa: F401  (registers the operators)
+    import mlla_kernels  # noqa: F401  (registers the scan operators)
+    import mlla_mm.models.layers.dcnv4_numba  # noqa: F401  (registers DCNv4's)
     from mlla_kernels.routed_scan.portable import routed_scan_portable
 
-    op = torch.ops.mlla_kernels.routed_scan.default
+    portable = {torch.ops.mlla_kernels.routed_scan.default: routed_scan_portable,
+                torch.ops.mlla_mm.dcnv4_numba.default: _dcnv4_portable}
     table = torch._decomp.decomposition_table
-    previous = table.get(op)
-    table[op] = routed_scan_portable
+    previous = {op: table.get(op) for op in portable}
+    table.update(portable)
     try:
         yield
     finally:
-        if previous is None:
-            del table[op]
-        else:
-            table[op] = previous
+        for op, before in previous.items():
+            if before is None:
+                del table[op]
+            else:
+                table[op] = before
 
 
 def _as_tuple(outputs) -> Tuple[torch.Tensor, ...]:
@@ -102,7 +122,7 @@ def export_onnx(module: nn.Module, inputs: torch.Tensor, path: str, dynamic: boo
         auto = torch.export.Dim.AUTO
         dynamic_shapes = ({0: auto, 2: auto, 3: auto}, )
     start = time.perf_counter()
-    with portable_scans(), torch.no_grad():
+    with portable_operators(), torch.no_grad():
         try:
             program = torch.onnx.export(module, (inputs, ), dynamo=True, opset_version=opset,
                                         dynamic_shapes=dynamic_shapes, input_names=['inputs'],

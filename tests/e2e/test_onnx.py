@@ -29,8 +29,6 @@ ODD, EVEN = (1, 3, 37, 53), (1, 3, 64, 96)
 TWO_SIZES = {'MambaOut'}   # the scans at many shapes: tests/test_kernels/test_portable.py
 # backbones that do not export (or match) yet, and why
 NOT_YET = {
-    'HRVMamba': 'DCNv4 is an autograd.Function around numba kernels, not an operator: '
-                'torch.export fails',
     'VMUNet': 'onnxruntime differs from PyTorch by up to 1e-1 relative; the decomposed '
               'program already differs in PyTorch (3e-2 with the scans left as operators), '
               'so an aten decomposition, not the scan; export takes ~4 min',
