@@ -32,8 +32,9 @@ everything else contiguous; an engine output in another layout is copied (the nu
 dB and dC, the Triton engine's y for channels-last inputs).
 
 For export beyond PyTorch (ONNX), :mod:`mlla_kernels.routed_scan.portable` holds a
-plain-PyTorch formulation of ``routed_scan`` (chunked, one ``scan`` over chunks); it is not
-wired into an export path yet (docs/deploy.md).
+plain-PyTorch formulation of ``routed_scan`` (chunked, one ``scan`` over chunks), which
+``mlla_mm.deploy.onnx.portable_operators`` makes the operator's decomposition while exporting
+(docs/deploy.md, "ONNX").
 """
 import importlib
 from typing import List, Optional, Sequence, Tuple

@@ -109,8 +109,13 @@ def _as_tuple(outputs) -> Tuple[torch.Tensor, ...]:
 
 
 def export_onnx(module: nn.Module, inputs: torch.Tensor, path: str, dynamic: bool = False,
-                opset: int = 18) -> float:
+                opset: int = 18, optimize: bool = True) -> float:
     """Write ``module(inputs)`` to the ONNX file ``path``; returns the export time in s.
+
+    ``optimize``: run the exporter's graph optimizer (constant folding, fusions; onnxruntime
+    optimizes again when it loads the file, so this only makes the file smaller and quicker to
+    load). It is most of the export time of a large graph (HRVMamba: 19 of 30 s); the tests
+    skip it.
 
     ``dynamic``: the batch, H and W of the input are left free. Today this works for
     scan-free models (MambaOut); models with a scan fail at export (the portable scan's chunk
@@ -126,7 +131,7 @@ def export_onnx(module: nn.Module, inputs: torch.Tensor, path: str, dynamic: boo
         try:
             program = torch.onnx.export(module, (inputs, ), dynamo=True, opset_version=opset,
                                         dynamic_shapes=dynamic_shapes, input_names=['inputs'],
-                                        optimize=True, verbose=False)
+                                        optimize=optimize, verbose=False)
         except Exception as error:
             if not dynamic:
                 raise
