@@ -10,52 +10,53 @@ backbone exports skip the exporter's graph optimizer (most of a large graph's ex
 onnxruntime optimizes on load anyway); the tool's run keeps it. End-to-end suite: an export
 traces the model three times (torch.export, decompositions, ONNX translation).
 """
+import copy
 import os.path as osp
 
 import pytest
 import torch
 
-import mlla_mm  # noqa: F401  (registers the backbones)
-
-from test_models.test_backbone_contract import BACKBONES, SMALL
+from deploy_cases import NAMES, build, one_thread, rel  # noqa: F401
 from tool_runner import PY, ROOT, run_tool
 
 pytest.importorskip('onnxruntime', reason='pip install mlla-mm[deploy]')
 pytest.importorskip('onnxscript', reason='pip install mlla-mm[deploy]')
 
-from mlla_mm.deploy.onnx import TOLERANCE, check_onnxruntime, export_onnx  # noqa: E402
+from mlla_mm.deploy.onnx import (TOLERANCE, _runner, check_onnxruntime,  # noqa: E402
+                                 export_onnx)
 
-ODD, EVEN = (1, 3, 37, 53), (1, 3, 64, 96)
-# backbones that do not export (or match) yet, and why
-NOT_YET = {
-    'VMUNet': 'onnxruntime differs from PyTorch by up to 1e-1 relative; the decomposed '
-              'program already differs in PyTorch (3e-2 with the scans left as operators), '
-              'so an aten decomposition, not the scan',
-}
-NAMES = [pytest.param(cls.__name__, marks=pytest.mark.skip(reason=NOT_YET[cls.__name__]))
-         if cls.__name__ in NOT_YET else cls.__name__
-         for cls in BACKBONES if cls.__name__ in SMALL]
+ODD, EVEN = (37, 53), (64, 96)
+# VM-UNet's scan route attention, total * relu(std / (mean - min + 1e-5) - threshold) over the
+# routes, turns rounding of the scan outputs (~2e-7) into ~1e-1 at the output of a random
+# small preset: PyTorch's own float32 forward is that far from float64. There the file is
+# held to float64 (the truth) and must be no less accurate than PyTorch's float32 is.
+ILL_CONDITIONED = {'VMUNet'}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _images(size, seed):
+    return torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_backbone_onnx_matches_pytorch(name, tmp_path):
-    cls = {c.__name__: c for c in BACKBONES}[name]
-    torch.manual_seed(0)
-    model = cls(**dict(SMALL[name][0], drop_path_rate=0.0)).eval()
-    for shape in (ODD, EVEN):
-        path = str(tmp_path / f'{name}_{shape[2]}x{shape[3]}.onnx')
-        images = torch.randn(*shape)
+    model = build(name).eval()
+    for seed, size in enumerate((ODD, EVEN)):
+        path = str(tmp_path / f'{name}_{size[0]}x{size[1]}.onnx')
+        images = _images(size, seed)
         export_onnx(model, images, path, optimize=False)  # the tool's test optimizes
+        if name in ILL_CONDITIONED:
+            outs = _runner(path, 'onnxruntime', 1)(images.numpy())
+            with torch.no_grad():
+                refs32 = model(images)
+                refs64 = copy.deepcopy(model).double()(images.double())
+            for out, ref32, ref64 in zip(outs, refs32, refs64):
+                onnx_error = rel(torch.from_numpy(out).double(), ref64)
+                torch_error = rel(ref32.double(), ref64)
+                assert onnx_error <= 1.5 * torch_error + TOLERANCE, (size, onnx_error,
+                                                                     torch_error)
+            continue
         check, = check_onnxruntime(model, path, [images], repeats=0)
-        assert check.ok, (shape, check.rel_diffs)
+        assert check.ok, (size, check.rel_diffs)
         assert check.max_rel_diff <= TOLERANCE
 
 
