@@ -144,7 +144,8 @@ def export_onnx(module: nn.Module, inputs: torch.Tensor, path: str, dynamic: boo
     return time.perf_counter() - start
 
 
-def _best_ms(run, repeats: int) -> float:
+def best_ms(run, repeats: int) -> float:
+    """Best of ``repeats`` timed calls of ``run`` after a warm-up, in ms (NaN for 0)."""
     if repeats <= 0:   # not timed
         return float('nan')
     run()   # warm-up (numba kernels, onnxruntime's first-run allocations)
@@ -224,8 +225,8 @@ def check_runtime(module: nn.Module, path: str, inputs: Sequence[torch.Tensor],
             diffs.append(float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)))
             shapes.append(tuple(ref.shape))
         with torch.no_grad():
-            torch_ms = _best_ms(lambda: module(image), repeats)
-        runtime_ms = _best_ms(lambda: run(feed), repeats)
+            torch_ms = best_ms(lambda: module(image), repeats)
+        runtime_ms = best_ms(lambda: run(feed), repeats)
         checks.append(OnnxCheck(runtime, max(diffs), diffs, shapes,
                                 os.path.getsize(path) / 2**20, torch_ms, runtime_ms))
     return checks

@@ -23,19 +23,10 @@ import torch  # noqa: E402
 
 import mlla_mm  # noqa: E402,F401  (registers the backbones)
 from mlla_kernels.benchmark import cpu_name  # noqa: E402
+from mlla_mm.deploy.onnx import best_ms  # noqa: E402  (imports no ONNX package)
 
 BACKBONES = ('MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet', 'MHSVMamba')
 PATHS = ('eager', 'compile', 'onnxruntime', 'openvino')
-
-
-def best_ms(run, repeats):
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
 
 
 def timed(setup):
@@ -110,10 +101,10 @@ def main(argv=None):
                         cells.append(f'fails: {type(error).__name__}')
                 rows.append(row)
                 print(f'| {name} | {size} | ' + ' | '.join(cells) + ' |', flush=True)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(cpu=cpu_name(), threads=torch.get_num_threads(), rows=rows), f,
-                      indent=1)
+                if args.json:   # after every row: a run killed later (out of memory) keeps it
+                    with open(args.json, 'w') as f:
+                        json.dump(dict(cpu=cpu_name(), threads=torch.get_num_threads(),
+                                       rows=rows), f, indent=1)
 
 
 if __name__ == '__main__':
