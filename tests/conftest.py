@@ -74,6 +74,17 @@ def _seed():
     yield
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One torch thread for a module of tiny models: two OpenMP threads on a shared 2-core
+    machine run far slower than one. Use with ``pytestmark =
+    pytest.mark.usefixtures('one_torch_thread')``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiled_random_init():
     """Random initialisation tiled from a fixed pool during the test (tiled_init.py)."""

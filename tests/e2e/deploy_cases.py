@@ -40,10 +40,7 @@ def rel(ours, ref):
 
 
 @pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny models: threads only add overhead (and contend on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
+    """One torch thread (tests/conftest.py); Dynamo's caches dropped after the module."""
     yield
-    torch.set_num_threads(threads)
     torch._dynamo.reset()

@@ -47,13 +47,7 @@ IMAGE = (2, 3, 36, 44)
 STAGE_MAPS = {'MLLA', 'VMamba', 'Vim', 'MambaOut', 'DemystifyNet'}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    """Tiny models: threads only add overhead (and contend on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
 
 
 def _backbones():

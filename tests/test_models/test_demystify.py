@@ -24,12 +24,7 @@ HW = (3, 5)
 TOL = 1e-5
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
 
 
 def _tokens(dims, batch=2, hw=HW, seed=0):

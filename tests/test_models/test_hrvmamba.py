@@ -49,13 +49,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), '..', 'data', 'hrvmamba_golden.
 SMALL = dict(stage1_channels=8, channels=[16, 16, 32, 16], num_modules=(1, 1, 1), num_blocks=1)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core machine run far slower than one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

@@ -34,13 +34,7 @@ PRESETS = [
 ]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core machine run far slower than one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

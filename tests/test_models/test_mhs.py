@@ -44,12 +44,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), '..', 'data', 'mhs_golden.pt')
 TINY = dict(embed_dims=8, depths=[1, 1, 1, 1], decoder_depths=[1, 1, 1, 1], heads=4)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

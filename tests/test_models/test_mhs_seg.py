@@ -22,14 +22,13 @@ from mlla_mm.utils.checkpoint import CheckpointError  # noqa: E402
 from test_mhs import GOLDEN, official_state_dict, rel_err  # noqa: E402
 
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
+
+
 @pytest.fixture(scope='module', autouse=True)
 def _mmseg_scope():
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

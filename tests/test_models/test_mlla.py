@@ -17,13 +17,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), '..', 'data', 'mlla_golden.pt')
 SMALL = dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 2, 2, 4])
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core machine run ~10x slower than one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')  # tests/conftest.py
 
 
 def _sizes(outs):
