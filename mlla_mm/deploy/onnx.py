@@ -24,7 +24,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
-from .wrappers import DetectorFeatures, SegmentorLogits
+from .wrappers import DetectorFeatures, SegmentorLogits, export_wrapper
 
 #: maximum relative difference (max |onnx - torch| / max |torch|, per output) accepted
 TOLERANCE = 1e-4
@@ -49,19 +49,17 @@ def exportable(model: nn.Module, backbone_only: bool = False) -> Tuple[nn.Module
     a segmentor's logits, a detector's backbone + neck, or a backbone), and what it is in
     words. A model with a backbone but no head the wrappers know exports its backbone."""
     backbone = getattr(model, 'backbone', None)
-    if backbone is None:          # a backbone itself
-        return model.eval(), f'backbone {type(model).__name__}'
-    if backbone_only:
-        return backbone.eval(), f'backbone {type(backbone).__name__}'
-    if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
-        return SegmentorLogits(model).eval(), (
-            f'{type(model).__name__} ({type(backbone).__name__} + '
-            f'{type(model.decode_head).__name__}): logits at the input size')
-    if hasattr(model, 'extract_feat'):
-        return DetectorFeatures(model).eval(), (
-            f'{type(model).__name__}: backbone {type(backbone).__name__} + neck only (RoI heads '
-            'and NMS are post-processing: export them with mmdeploy)')
-    return backbone.eval(), f'backbone {type(backbone).__name__} (no head this tool exports)'
+    if backbone is not None and not backbone_only and not hasattr(model, 'extract_feat'):
+        return backbone.eval(), f'backbone {type(backbone).__name__} (no head this tool exports)'
+    wrapped = export_wrapper(model, backbone_only).eval()
+    if isinstance(wrapped, SegmentorLogits):
+        return wrapped, (f'{type(model).__name__} ({type(backbone).__name__} + '
+                         f'{type(model.decode_head).__name__}): logits at the input size')
+    if isinstance(wrapped, DetectorFeatures):
+        return wrapped, (f'{type(model).__name__}: backbone {type(backbone).__name__} + neck '
+                         'only (RoI heads and NMS are post-processing: export them with '
+                         'mmdeploy)')
+    return wrapped, f'backbone {type(wrapped).__name__}'
 
 
 def _dcnv4_portable(value, offset_mask, group, kernel_size, stride, pad, dilation,

@@ -16,7 +16,7 @@ import os.path as osp
 import pytest
 import torch
 
-from deploy_cases import NAMES, build, one_thread, rel  # noqa: F401
+from deploy_cases import NAMES, build, images, one_thread, rel  # noqa: F401
 from tool_runner import PY, ROOT, run_tool
 
 pytest.importorskip('onnxruntime', reason='pip install mlla-mm[deploy]')
@@ -33,29 +33,25 @@ ODD, EVEN = (37, 53), (64, 96)
 ILL_CONDITIONED = {'VMUNet'}
 
 
-def _images(size, seed):
-    return torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
-
-
 @pytest.mark.parametrize('name', NAMES)
 def test_backbone_onnx_matches_pytorch(name, tmp_path):
     model = build(name).eval()
     for seed, size in enumerate((ODD, EVEN)):
         path = str(tmp_path / f'{name}_{size[0]}x{size[1]}.onnx')
-        images = _images(size, seed)
-        export_onnx(model, images, path, optimize=False)  # the tool's test optimizes
+        x = images(size, seed)
+        export_onnx(model, x, path, optimize=False)  # the tool's test optimizes
         if name in ILL_CONDITIONED:
-            outs = _runner(path, 'onnxruntime', 1)(images.numpy())
+            outs = _runner(path, 'onnxruntime', 1)(x.numpy())
             with torch.no_grad():
-                refs32 = model(images)
-                refs64 = copy.deepcopy(model).double()(images.double())
+                refs32 = model(x)
+                refs64 = copy.deepcopy(model).double()(x.double())
             for out, ref32, ref64 in zip(outs, refs32, refs64):
                 onnx_error = rel(torch.from_numpy(out).double(), ref64)
                 torch_error = rel(ref32.double(), ref64)
                 assert onnx_error <= 1.5 * torch_error + TOLERANCE, (size, onnx_error,
                                                                      torch_error)
             continue
-        check, = check_onnxruntime(model, path, [images], repeats=0)
+        check, = check_onnxruntime(model, path, [x], repeats=0)
         assert check.ok, (size, check.rel_diffs)
         assert check.max_rel_diff <= TOLERANCE
 
