@@ -72,7 +72,10 @@ def main(argv=None):
             from mmengine.evaluator import DumpResults
             runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
-    if args.metrics_out:
+    from mmengine.dist import is_main_process
+    write_metrics = args.metrics_out and is_main_process()   # every process holds the metrics
+    launch.close_distributed()
+    if write_metrics:
         import json
         os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
         def as_json(value):

@@ -206,6 +206,20 @@ def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(name))[0])
 
 
+def close_distributed() -> None:
+    """End a distributed run cleanly: wait for every process, then destroy the process group.
+
+    Left to interpreter exit, gloo's process group is destroyed with a thread still joinable
+    and one process aborts (``terminate called without an active exception``, SIGABRT) after a
+    successful run; torchrun then reports the whole run failed. Call after ``runner.train()``
+    or ``runner.test()`` returned; it does nothing in a single-process run.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 AMP_DTYPES = ('float16', 'bfloat16')
 
 
