@@ -71,9 +71,20 @@ def check_data(cfg: Config, loaders: Sequence[str], config: str) -> None:
         raise DataNotFound(missing_data_message(missing, config))
 
 
+_runners_built = 0
+
+
 def build_runner(cfg: Config):
+    """The config's runner. A second runner in one process (``tools/demo.py`` runs test,
+    train and test in one) gets a visualizer of its own: mmengine hands back the existing
+    instance of a name (the configs' ``name='visualizer'``), whose backends write into the
+    first run's folder."""
+    global _runners_built
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    if _runners_built and cfg.get('visualizer') is not None:
+        cfg.visualizer.name = f"{cfg.visualizer.get('name', 'visualizer')}_{_runners_built}"
+    _runners_built += 1
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
