@@ -18,6 +18,7 @@ from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers.common import (CheckpointedBlock, DropPath, LayerNorm2d, init_truncated_normal_,
                              stochastic_depth_rates)
+from ..layers.gelu_linear import gelu_linear
 from ..layers.ss2d import SS2D, Linear2d
 from .base import DenseBackbone
 
@@ -38,7 +39,13 @@ class ChannelMlp(BaseModule):
         self.fc2 = Linear2d(hidden_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        h = self.fc1(x)
+        if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+            # channels-last (VMamba's own layout): fc2(GELU(h)) keeping only h for the
+            # backward (GELU recomputed there), as Linear2d's GEMM over the pixels
+            out = gelu_linear(h.permute(0, 2, 3, 1), self.fc2.weight, self.fc2.bias)
+            return out.permute(0, 3, 1, 2)
+        return self.fc2(self.act(h))
 
 
 class VSSBlock(CheckpointedBlock):

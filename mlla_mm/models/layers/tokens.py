@@ -14,6 +14,7 @@ from torch import nn
 
 import mlla_kernels
 
+from .gelu_linear import gelu_linear
 from .rope import rope_2d_tables
 
 HWShape = Tuple[int, int]
@@ -30,7 +31,8 @@ def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 class TokenMlp(BaseModule):
-    """Token MLP ``fc2(GELU(fc1(x)))`` (exact erf GELU); keys ``fc1``, ``fc2``.
+    """Token MLP ``fc2(GELU(fc1(x)))`` (exact erf GELU); keys ``fc1``, ``fc2``. In training
+    only ``fc1(x)`` is kept for the backward (:func:`~.gelu_linear.gelu_linear`).
 
     Args:
         embed_dims: input/output channels.
@@ -45,7 +47,8 @@ class TokenMlp(BaseModule):
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        # fc2(GELU(h)) keeping only h for the backward (GELU recomputed there)
+        return gelu_linear(self.fc1(x), self.fc2.weight, self.fc2.bias)
 
 
 class DepthwiseResidual(nn.Conv2d):
