@@ -19,6 +19,7 @@ from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers import DropPath, MLLALinearAttention, check_kernel_backend, stochastic_depth_rates
 from ..layers.common import init_truncated_normal_, pad_to_multiple
+from ..layers.recompute import norm_linear
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
 from .base import DenseBackbone
@@ -134,12 +135,13 @@ class MLLABlock(TokenBlock):
     def forward(self, x: torch.Tensor, hw_shape: HWShape, rope_tables=None) -> torch.Tensor:
         x = self.cpe1(x, hw_shape)
         b, n, c = x.shape
-        u = self.norm1(x)
+        # in_proj(norm1(x)), act_proj(norm1(x)), keeping only x for the backward (recompute.py)
+        inner, gate = norm_linear(x, self.norm1, self.in_proj, self.act_proj)
         # tokens as a channels-last map (a view): no NCHW transposes around the convolutions
         mixed = mlla_kernels.depthwise_conv2d(
-            self.in_proj(u).reshape(b, *hw_shape, c), self.dwc.weight[:, 0], self.dwc.bias,
+            inner.reshape(b, *hw_shape, c), self.dwc.weight[:, 0], self.dwc.bias,
             activation='silu', backend=self.kernel_backend)
-        out = self.attn(mixed.reshape(b, n, c), hw_shape, rope_tables, gate=self.act_proj(u))
+        out = self.attn(mixed.reshape(b, n, c), hw_shape, rope_tables, gate=gate)
         x = x + self.drop_path(self.out_proj(out))
         return self._mlp_branch(x, hw_shape)
 

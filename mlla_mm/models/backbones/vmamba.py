@@ -18,7 +18,7 @@ from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers.common import (CheckpointedBlock, DropPath, LayerNorm2d, init_truncated_normal_,
                              stochastic_depth_rates)
-from ..layers.gelu_linear import gelu_linear
+from ..layers.recompute import gelu_linear
 from ..layers.ss2d import SS2D, Linear2d
 from .base import DenseBackbone
 

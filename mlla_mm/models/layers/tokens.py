@@ -14,7 +14,7 @@ from torch import nn
 
 import mlla_kernels
 
-from .gelu_linear import gelu_linear
+from .recompute import gelu_linear, norm_linear
 from .rope import rope_2d_tables
 
 HWShape = Tuple[int, int]
@@ -32,7 +32,7 @@ def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
 
 class TokenMlp(BaseModule):
     """Token MLP ``fc2(GELU(fc1(x)))`` (exact erf GELU); keys ``fc1``, ``fc2``. In training
-    only ``fc1(x)`` is kept for the backward (:func:`~.gelu_linear.gelu_linear`).
+    only ``fc1(x)`` is kept for the backward (:func:`~.recompute.gelu_linear`).
 
     Args:
         embed_dims: input/output channels.
@@ -99,13 +99,15 @@ class TokenBlock(BaseModule):
     def _mlp_branch(self, x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
         if self.cpe2 is not None:
             x = self.cpe2(x, hw_shape)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        # mlp(norm2(x)) keeping x and fc1's output for the backward (recompute.py)
+        hidden, = norm_linear(x, self.norm2, self.mlp.fc1)
+        return x + self.drop_path(gelu_linear(hidden, self.mlp.fc2.weight, self.mlp.fc2.bias))
 
     def _gated_mixer_branch(self, x: torch.Tensor, hw_shape: HWShape,
                             rope_tables=None) -> torch.Tensor:
-        u = self.norm1(x)
-        gate = self.act(self.act_proj(u))
-        u = self.act(self.dwc(tokens_to_map(self.in_proj(u), hw_shape)))
+        u, gate = norm_linear(x, self.norm1, self.in_proj, self.act_proj)
+        gate = self.act(gate)
+        u = self.act(self.dwc(tokens_to_map(u, hw_shape)))
         u = self.attn(map_to_tokens(u), hw_shape, rope_tables)
         return x + self.drop_path(self.out_proj(u * gate))
 
