@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..numba_common import cpu_compute_dtype
-from .numba_math import (LOG2E_64, ONE, ZERO, exp, exp2, jit, log1p_unit, sigmoid,
+from .numba_math import (LOG2E_64, ONE, ZERO, exp, exp2, jit, log1p_unit, prefetch, sigmoid,
                          softplus)
 
 # the float32 math, under the names the tests and the old ``numba_utils`` module used
@@ -340,6 +340,96 @@ def _gate(yt, zt, nt, nj):
             yt[t, j] *= zv * sigmoid(zv)
 
 
+# ----------------------------------------------------------------------------------------
+# N = 1 (VMamba): one fused pass per step
+# ----------------------------------------------------------------------------------------
+#
+# With one state per channel the tiled path's per-step passes (gather, softplus, dt*u, D*u,
+# recurrence, scatter: each a short loop over the block) cost more than the update itself.
+# For channel-contiguous tensors (the layout VMamba produces) and no gate, the programs below
+# read each step's row of u and delta once, run softplus, decay, state and output in one loop
+# over the channels, and write (or add to) y's row; the backward keeps the chunk's dt,
+# softplus', decays and states in L1-sized tiles, then runs the adjoint with every gradient
+# of the step in one loop. Same math as the tiled path (same functions, same order).
+
+@jit(inline=True)
+def _fused_n1(prob, plan, rows_y):
+    """The fused N = 1 programs apply: one state, no gate, channels contiguous in u, delta
+    and the y-like tensors ``rows_y`` (y forward; dy, du, ddelta backward)."""
+    ok = plan.n_state == 1 and not plan.has_z and prob.u.strides[2] == 1 \
+        and prob.delta.strides[2] == 1
+    for s_d in rows_y:
+        ok = ok and s_d == 1
+    return ok
+
+
+@jit(inline=True)
+def _prefetch_row(flat, offset, nj):
+    """Prefetch the cache lines of flat[offset:offset + nj]."""
+    for j in range(0, nj, 16):
+        prefetch(flat, offset + j)
+    prefetch(flat, offset + nj - 1)
+
+
+@jit(inline=True)
+def _forward_step_n1(ur, dr, yr, h, a2, skip, bias, bn, cn, nj, softplus, accumulate):
+    """One step of every channel: softplus, decay, state, y (``softplus``, ``accumulate``:
+    literals at the call, so that the loop has no branch)."""
+    for j in range(nj):
+        x = dr[j] + bias[j]
+        if softplus:
+            x = max(x, ZERO) + log1p_unit(exp(-abs(x)))
+        uv = ur[j]
+        hv = exp2(x * a2[j]) * h[j] + (x * uv) * bn
+        h[j] = hv
+        yv = skip[j] * uv + hv * cn
+        if accumulate:
+            yr[j] += yv
+        else:
+            yr[j] = yv
+
+
+@jit()
+def _forward_route_n1(b, k, g, d0, nj, prob, plan, out, a2, skip, bias, h):
+    u, delta, y = prob.u, prob.delta, out.y
+    base = _bases(prob, b, k, g, d0)
+    y_base = _channel_offset(y, b, k, d0)
+    s_ul, s_dl, s_yl = u.strides[3], delta.strides[3], y.strides[3]
+    s_bl, s_cl = prob.B.strides[4], prob.C.strides[4]
+    accumulate = plan.merged and k > 0
+    for j in range(nj):
+        h[j] = 0
+    for c in range(plan.n_chunks):
+        t0 = c * CHUNK
+        nt = min(CHUNK, plan.length - t0)
+        if out.save_states:
+            for j in range(nj):
+                out.states[b, k, c, 0, d0 + j] = h[j]
+        for t in range(t0, t0 + nt):
+            if t + CHUNK < plan.length:     # the rows of a chunk ahead
+                q = prob.order[k, t + CHUNK]
+                _prefetch_row(u.data, base.u + q * s_ul, nj)
+                _prefetch_row(delta.data, base.delta + q * s_dl, nj)
+                _prefetch_row(y.data, y_base + q * s_yl, nj)
+            q = prob.order[k, t]
+            ur = u.data[base.u + q * s_ul:]
+            dr = delta.data[base.delta + q * s_dl:]
+            yr = y.data[y_base + q * s_yl:]
+            bn = prob.B.data[base.B + q * s_bl]
+            cn = prob.C.data[base.C + q * s_cl]
+            if plan.softplus:
+                if accumulate:
+                    _forward_step_n1(ur, dr, yr, h, a2, skip, bias, bn, cn, nj, True, True)
+                else:
+                    _forward_step_n1(ur, dr, yr, h, a2, skip, bias, bn, cn, nj, True, False)
+            elif accumulate:
+                _forward_step_n1(ur, dr, yr, h, a2, skip, bias, bn, cn, nj, False, True)
+            else:
+                _forward_step_n1(ur, dr, yr, h, a2, skip, bias, bn, cn, nj, False, False)
+    for j in range(nj):
+        out.last[b, k, d0 + j, 0] = h[j]
+
+
 @jit()
 def _forward_program(p, prob, plan, out):
     b, g, blk, d0, nj = _coords(plan, p)
@@ -349,8 +439,13 @@ def _forward_program(p, prob, plan, out):
     tiles = _tiles(n_state, f)
     h = np.zeros((n_state, BLOCK_D), f)
     y = out.y
+    fused = _fused_n1(prob, plan, (y.strides[2],))
     for k in range(plan.routes):
         _load_route_params(prob, k, d0, nj, params)
+        if fused:
+            _forward_route_n1(b, k, g, d0, nj, prob, plan, out, params.a2[0], params.skip,
+                              params.bias, h[0])
+            continue
         h[:] = 0
         base = _bases(prob, b, k, g, d0)
         y_base = _channel_offset(y, b, k, d0)
@@ -563,6 +658,161 @@ def _backward_route(p, k, prob, plan, adjoint, grads, params, tiles, work, acc):
         grads.dbias[b, k, d0 + j] = acc.dbias[j]
 
 
+class WorkN1(NamedTuple):
+    """The fused N = 1 backward's scratch."""
+    hs: np.ndarray       # (CHUNK + 1, BLOCK_D): hs[0] the chunk's start, hs[t + 1] after t
+    adj: np.ndarray      # (BLOCK_D,) dL/dh carried backwards (times the decay)
+    dy: np.ndarray       # (BLOCK_D,) a step's dy where its channels are not contiguous
+    sums: np.ndarray     # (3, BLOCK_D): the chunk's dA, ddelta (bias) and dy u (D) sums
+
+
+@jit()
+def _work_n1(f):
+    return WorkN1(np.zeros((CHUNK + 1, BLOCK_D), f),
+                  np.zeros(BLOCK_D, f), np.zeros(BLOCK_D, f), np.zeros((3, BLOCK_D), f))
+
+
+@jit(inline=True)
+def _recompute_step_n1(ur, dr, prev, hrow, a2, bias, bn, nj, softplus):
+    """One step's states from the previous ones (as the forward)."""
+    for j in range(nj):
+        x = dr[j] + bias[j]
+        if softplus:
+            x = max(x, ZERO) + log1p_unit(exp(-abs(x)))
+        hrow[j] = exp2(x * a2[j]) * prev[j] + (x * ur[j]) * bn
+
+
+@jit(inline=True)
+def _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, softplus, accumulate):
+    """The adjoint through one step and all its gradients (dt, softplus' and the decay
+    computed again: cheaper than storing and reloading them); returns (dB_t, dC_t).
+    rows: the step's (u, delta, dy, du, ddelta); state: (dL/dh carried, h_{t-1}, h_t);
+    coeffs: (A, A log2(e), D, delta_bias); sums: the chunk's (dA, dbias, dD)."""
+    ur, dr, dyr, dur, ddr = rows
+    adj, prev, hrow = state
+    a, a2, skip, bias = coeffs
+    sda, sdb, sdd = sums
+    acc_b = ZERO
+    acc_c = ZERO
+    for j in range(nj):
+        x = dr[j] + bias[j]
+        if softplus:
+            e = exp(-abs(x))
+            r = ONE / (ONE + e)
+            sig = r if x >= ZERO else e * r
+            x = max(x, ZERO) + log1p_unit(e)
+        dec = exp2(x * a2[j])
+        dyv = dyr[j]
+        uv = ur[j]
+        acc_c += hrow[j] * dyv
+        gh = adj[j] + cn * dyv                 # dL/dh_t
+        w = gh * dec * prev[j]                 # dL/d(dt A)
+        sda[j] += w * x
+        gb = gh * bn                           # dL/d(dt u)
+        acc_b += gh * (x * uv)
+        adj[j] = dec * gh
+        duv = gb * x + skip[j] * dyv
+        if accumulate:
+            dur[j] += duv
+        else:
+            dur[j] = duv
+        dd = gb * uv + w * a[j]
+        if softplus:
+            dd *= sig
+        ddr[j] = dd
+        sdb[j] += dd
+        sdd[j] += dyv * uv
+    return acc_b, acc_c
+
+
+@jit()
+def _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work, acc):
+    b, g, blk, d0, nj = _coords(plan, p)
+    u, delta, dy, du, ddt = prob.u, prob.delta, adjoint.dy, grads.du, grads.ddelta
+    base = _bases(prob, b, k, g, d0)
+    dy_base = _channel_offset(dy, b, k, d0)
+    du_base = _channel_offset(du, b, k, d0)
+    ddt_base = _channel_offset(ddt, b, k, d0)
+    s_ul, s_dl, s_yd, s_yl = u.strides[3], delta.strides[3], dy.strides[2], dy.strides[3]
+    s_gl, s_ddl = du.strides[3], ddt.strides[3]
+    s_bl, s_cl = prob.B.strides[4], prob.C.strides[4]
+    a2, a, skip, bias = params.a2[0], params.a[0], params.skip, params.bias
+    acc_du = plan.shared_u and k > 0
+    adj, hs = work.adj, work.hs
+    sda, sdb, sdd = work.sums[0], work.sums[1], work.sums[2]
+    coeffs = (a, a2, skip, bias)
+    sums = (sda, sdb, sdd)
+    for j in range(nj):
+        adj[j] = adjoint.dlast[b, k, d0 + j, 0] if adjoint.has_dlast else ZERO
+        acc.dA[0, j] = 0
+        acc.dD[j] = 0
+        acc.dbias[j] = 0
+    for c in range(plan.n_chunks - 1, -1, -1):
+        t0 = c * CHUNK
+        nt = min(CHUNK, plan.length - t0)
+        for j in range(nj):
+            hs[0, j] = adjoint.states[b, k, c, 0, d0 + j]
+        for t in range(nt):     # recompute the chunk's states; prefetch the chunk before's rows
+            if c > 0:
+                q = prob.order[k, t0 - CHUNK + t]
+                _prefetch_row(u.data, base.u + q * s_ul, nj)
+                _prefetch_row(delta.data, base.delta + q * s_dl, nj)
+            q = prob.order[k, t0 + t]
+            if s_yd == 1:
+                _prefetch_row(dy.data, dy_base + q * s_yl, nj)
+            _prefetch_row(du.data, du_base + q * s_gl, nj)
+            _prefetch_row(ddt.data, ddt_base + q * s_ddl, nj)
+            ur = u.data[base.u + q * s_ul:]
+            dr = delta.data[base.delta + q * s_dl:]
+            bn = prob.B.data[base.B + q * s_bl]
+            if plan.softplus:
+                _recompute_step_n1(ur, dr, hs[t], hs[t + 1], a2, bias, bn, nj, True)
+            else:
+                _recompute_step_n1(ur, dr, hs[t], hs[t + 1], a2, bias, bn, nj, False)
+        for j in range(nj):
+            sda[j] = 0
+            sdb[j] = 0
+            sdd[j] = 0
+        for t in range(nt - 1, -1, -1):     # the adjoint and every gradient of step t
+            q = prob.order[k, t0 + t]
+            if s_yd == 1:
+                dyr = dy.data[dy_base + q * s_yl:]
+            else:       # any layout of dy (e.g. a broadcast one): this step's row gathered
+                dyr = work.dy
+                for j in range(nj):
+                    dyr[j] = dy.data[dy_base + j * s_yd + q * s_yl]
+            dur = du.data[du_base + q * s_gl:]
+            ddr = ddt.data[ddt_base + q * s_ddl:]
+            bn = prob.B.data[base.B + q * s_bl]
+            cn = prob.C.data[base.C + q * s_cl]
+            ur = u.data[base.u + q * s_ul:]
+            dr = delta.data[base.delta + q * s_dl:]
+            rows = (ur, dr, dyr, dur, ddr)
+            state = (adj, hs[t], hs[t + 1])
+            if plan.softplus:
+                if acc_du:
+                    acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, True,
+                                                    True)
+                else:
+                    acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, True,
+                                                    False)
+            elif acc_du:
+                acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, False, True)
+            else:
+                acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, False,
+                                                False)
+            grads.dB[blk, b, k, g, q, 0] = acc_b
+            grads.dC[blk, b, k, g, q, 0] = acc_c
+        for j in range(nj):
+            acc.dA[0, j] += sda[j]
+            acc.dbias[j] += sdb[j]
+            acc.dD[j] += sdd[j]
+    for j in range(nj):
+        grads.dA[b, k, d0 + j, 0] = acc.dA[0, j]
+        grads.dD[b, k, d0 + j] = acc.dD[j]
+        grads.dbias[b, k, d0 + j] = acc.dbias[j]
+
+
 @jit()
 def _backward_program(p, prob, plan, adjoint, grads):
     _, _, _, d0, nj = _coords(plan, p)
@@ -573,9 +823,14 @@ def _backward_program(p, prob, plan, adjoint, grads):
     work = _adjoint_tiles(n_state, f)
     acc = Accumulators(np.zeros((n_state, BLOCK_D), np.float64), np.zeros(BLOCK_D, np.float64),
                        np.zeros(BLOCK_D, np.float64))
+    fused = _fused_n1(prob, plan, (grads.du.strides[2], grads.ddelta.strides[2]))
+    work_n1 = _work_n1(f)
     for k in range(plan.routes):
         _load_route_params(prob, k, d0, nj, params)
-        _backward_route(p, k, prob, plan, adjoint, grads, params, tiles, work, acc)
+        if fused:
+            _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work_n1, acc)
+        else:
+            _backward_route(p, k, prob, plan, adjoint, grads, params, tiles, work, acc)
 
 
 @jit()

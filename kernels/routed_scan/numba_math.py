@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..numba_cache import enable_machine_cache
@@ -70,6 +71,26 @@ def _bits_as_float32(typingctx, bits):
             value = builder.trunc(value, ir.IntType(32))
         return builder.bitcast(value, ir.FloatType())
     return types.float32(bits), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, index):
+    """Ask the CPU to bring ``arr[index]``'s cache line in (no effect on results): rows the
+    kernels gather through a route table are out of the hardware prefetchers' reach."""
+    if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            'llvm.prefetch.p0')
+        address = builder.bitcast(builder.gep(array.data, [args[1]]), byte_ptr)
+        builder.call(fn, [address, i32(0), i32(3), i32(1)])   # read, keep in all levels, data
+        return context.get_dummy_value()
+    return types.none(arr, index), codegen
 
 
 _LOG2E = F32(1.4426950408889634)

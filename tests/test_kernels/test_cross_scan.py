@@ -7,8 +7,8 @@ from mlla_kernels.cross_scan.naive import cross_scan_selective_scan_naive, route
 from mlla_kernels.cross_scan.torch_impl import cross_scan_selective_scan_torch
 from mlla_kernels.selective_scan.naive import selective_scan_naive
 
-from kernel_checks import (FAST_BACKENDS, PRECISIONS, backend_device, check_against_naive,
-                           neg_A, raw_delta)
+from kernel_checks import (FAST_BACKENDS, PRECISIONS, assert_close_rel, backend_device,
+                           check_against_naive, neg_A, raw_delta)
 
 NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
 
@@ -120,3 +120,47 @@ def test_non_contiguous_inputs(backend):
                         call(cross_scan_selective_scan_naive), tensors, NAMES,
                         dict(delta_softplus=True), dtype, tol, device=backend_device(backend),
                         prepare=strided)
+
+
+@pytest.mark.parametrize('threads', [1, 2])
+@pytest.mark.parametrize('softplus', [True, False])
+@pytest.mark.parametrize('dy_layout', ['channels_last', 'contiguous'])
+def test_numba_fused_n1_path(threads, softplus, dy_layout):
+    """VMamba's layout (u and delta channels innermost, N = 1, no gate) runs the numba
+    engine's fused N = 1 programs: against naive, outputs and every gradient, several chunks
+    and channel blocks, dy with channels innermost (read in place) or not (gathered)."""
+    options = ('D', 'bias', 'softplus') if softplus else ('D',)
+    tensors = make_inputs(2, 70, 9, 11, 1, 4, options)
+
+    def fn(u, delta, A, B, C, D, bias, **kw):   # channels innermost, as VMamba's SS2D
+        u = u.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        delta = delta.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        return cross_scan_selective_scan(u, delta, A, B, C, D=D, delta_bias=bias,
+                                         backend='numba', **kw)
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dtype, tol in PRECISIONS['numba']:
+            ours = [None if t is None else t.detach().to(dtype).requires_grad_(True)
+                    for t in tensors]
+            theirs = [None if t is None else t.detach().clone().requires_grad_(True)
+                      for t in tensors]
+            y = fn(*ours, delta_softplus=softplus)
+            y_ref = cross_scan_selective_scan_naive(*theirs[:5], D=theirs[5],
+                                                    delta_bias=theirs[6],
+                                                    delta_softplus=softplus)
+            assert_close_rel(y, y_ref, tol, 'output')
+            weight = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(1),
+                                 dtype=torch.float64)
+            if dy_layout == 'channels_last':   # dy = weight, laid out channels-last
+                loss = (y.permute(0, 2, 3, 1) * weight.permute(0, 2, 3, 1).to(dtype)).sum()
+            else:
+                loss = (y * weight.to(dtype)).sum()
+            loss.backward()
+            (y_ref * weight).sum().backward()
+            for name, a, b in zip(NAMES, ours, theirs):
+                if a is not None:
+                    assert_close_rel(a.grad, b.grad, tol, f'gradient of {name}')
+    finally:
+        torch.set_num_threads(old)
