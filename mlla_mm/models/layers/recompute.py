@@ -10,57 +10,15 @@ Here the cheap elementwise op is recomputed in the backward instead:
 
 One elementwise pass more per backward (~1 % of an MLLA-T training step on a CPU) for ~15-20 %
 less activation memory (docs/speed.md). Forward values are PyTorch's own ops, bit for bit; the
-gradients are the same formulas (tests/test_models/test_recompute_linear.py). Both run the
-backward's recomputation under the forward's autocast state, so mixed precision sees the very
-tensors the forward multiplied.
+gradients are the same formulas (tests/test_models/test_recompute_linear.py). Both recompute in
+the dtype the forward ran the op in (autocast may have run it in float32), so mixed precision
+sees the very tensors the forward multiplied.
 """
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-class _GeluLinear(torch.autograd.Function):
-
-    @staticmethod
-    def forward(ctx, h, weight, bias):
-        device = h.device.type
-        # the backward recomputes GELU(h) under the forward's autocast state, so it is the very
-        # tensor the forward multiplied
-        ctx.autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
-        ctx.bias_dtype = None if bias is None else bias.dtype
-        ctx.save_for_backward(h, weight)
-        return F.linear(F.gelu(h), weight, bias)
-
-    @staticmethod
-    def backward(ctx, dy):
-        h, weight = ctx.saved_tensors
-        enabled, dtype = ctx.autocast
-        with torch.autocast(h.device.type, dtype=dtype, enabled=enabled):
-            act = F.gelu(h)
-        compute = dy.dtype               # the forward's matmul dtype (autocast's, or the input's)
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        dh = dweight = dbias = None
-        if ctx.needs_input_grad[0]:
-            dact = (dy2 @ weight.to(compute)).view(act.shape)
-            dh = torch.ops.aten.gelu_backward(dact.to(act.dtype), h)
-        if ctx.needs_input_grad[1]:
-            dweight = (dy2.t() @ act.reshape(-1, act.shape[-1]).to(compute)).to(weight.dtype)
-        if ctx.needs_input_grad[2]:
-            dbias = dy2.sum(0).to(ctx.bias_dtype)
-        return dh, dweight, dbias
-
-
-def gelu_linear(h: torch.Tensor, weight: torch.Tensor,
-                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``F.linear(F.gelu(h), weight, bias)`` (exact erf GELU; features last) that saves only
-    ``h`` for the backward. Without autograd (inference, export) it is those two ops."""
-    if (torch.is_grad_enabled() and not torch.jit.is_tracing() and
-            (h.requires_grad or weight.requires_grad or
-             (bias is not None and bias.requires_grad))):
-        return _GeluLinear.apply(h, weight, bias)
-    return F.linear(F.gelu(h), weight, bias)
 
 
 def _linear_grads(dy, inp, weight, bias_dtype, needs):
@@ -76,6 +34,39 @@ def _linear_grads(dy, inp, weight, bias_dtype, needs):
     if needs[2]:
         dbias = dy2.sum(0).to(bias_dtype)
     return dinp, dweight, dbias
+
+
+class _GeluLinear(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        act = F.gelu(h)
+        ctx.act_dtype = act.dtype   # autocast may run GELU in float32
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        ctx.save_for_backward(h, weight)
+        return F.linear(act, weight, bias)
+
+    @staticmethod
+    def backward(ctx, dy):
+        h, weight = ctx.saved_tensors
+        act = F.gelu(h.to(ctx.act_dtype))   # the very tensor the forward multiplied
+        needs = ctx.needs_input_grad
+        dact, dweight, dbias = _linear_grads(dy, act, weight, ctx.bias_dtype, needs)
+        dh = None
+        if dact is not None:
+            dh = torch.ops.aten.gelu_backward(dact.to(act.dtype), h.to(act.dtype)).to(h.dtype)
+        return dh, dweight, dbias
+
+
+def gelu_linear(h: torch.Tensor, weight: torch.Tensor,
+                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``F.linear(F.gelu(h), weight, bias)`` (exact erf GELU; features last) that saves only
+    ``h`` for the backward. Without autograd (inference, export) it is those two ops."""
+    if (torch.is_grad_enabled() and not torch.jit.is_tracing() and
+            (h.requires_grad or weight.requires_grad or
+             (bias is not None and bias.requires_grad))):
+        return _GeluLinear.apply(h, weight, bias)
+    return F.linear(F.gelu(h), weight, bias)
 
 
 class _NormLinear(torch.autograd.Function):

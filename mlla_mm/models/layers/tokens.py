@@ -43,7 +43,6 @@ class TokenMlp(BaseModule):
     def __init__(self, embed_dims: int, hidden_dims: int, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
