@@ -348,9 +348,10 @@ def _gate(yt, zt, nt, nj):
 # recurrence, scatter: each a short loop over the block) cost more than the update itself.
 # For channel-contiguous tensors (the layout VMamba produces) and no gate, the programs below
 # read each step's row of u and delta once, run softplus, decay, state and output in one loop
-# over the channels, and write (or add to) y's row; the backward keeps the chunk's dt,
-# softplus', decays and states in L1-sized tiles, then runs the adjoint with every gradient
-# of the step in one loop. Same math as the tiled path (same functions, same order).
+# over the channels, and write (or add to) y's row; the backward recomputes the chunk's
+# states into one small tile, then runs the adjoint with every gradient of the step in one
+# loop, computing dt, softplus' and the decay again (cheaper than storing and reloading them).
+# Same math as the tiled path (same functions, same order).
 
 @jit(inline=True)
 def _fused_n1(prob, plan, rows_y):

@@ -40,7 +40,7 @@ class ChannelMlp(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)
-        if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+        if Linear2d.is_channels_last(h):
             # channels-last (VMamba's own layout): fc2(GELU(h)) keeping only h for the
             # backward (GELU recomputed there), as Linear2d's GEMM over the pixels
             out = gelu_linear(h.permute(0, 2, 3, 1), self.fc2.weight, self.fc2.bias)

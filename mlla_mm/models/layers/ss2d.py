@@ -27,8 +27,13 @@ class Linear2d(nn.Linear):
     checkpoint is accepted too.
     """
 
+    @staticmethod
+    def is_channels_last(x: torch.Tensor) -> bool:
+        """Whether the NCHW map ``x`` lies channels-last in memory (a GEMM over its pixels)."""
+        return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        if self.is_channels_last(x):
             # channels-last memory: a plain GEMM over the pixels, output channels-last too
             return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
         return F.conv2d(x, self.weight[:, :, None, None], self.bias)
