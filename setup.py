@@ -1,4 +1,4 @@
-"""Package discovery: `mlla_mm/` and `kernels/` (imported as `mlla_kernels`).
+"""Package discovery: `mlla_mm/` and `mlla_kernels/`.
 
 A built wheel also ships the repository's `configs/` as `mlla_mm/.mim/configs` (the layout
 mmdet/mmseg use), so `mlla_mm::NAME.py` resolves from any installation; `configs/` stays
@@ -12,8 +12,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
-packages = find_packages(include=['mlla_mm', 'mlla_mm.*'])
-packages += ['mlla_kernels'] + ['mlla_kernels.' + p for p in find_packages('kernels')]
+packages = find_packages(include=['mlla_mm', 'mlla_mm.*', 'mlla_kernels', 'mlla_kernels.*'])
 
 
 class BuildPyWithConfigs(build_py):
@@ -30,5 +29,4 @@ class BuildPyWithConfigs(build_py):
 
 
 setup(packages=packages,
-      package_dir={'mlla_kernels': 'kernels'},
       cmdclass={'build_py': BuildPyWithConfigs})

@@ -97,7 +97,7 @@ def test_wheel_ships_configs(tmp_path):
     source.mkdir()
     for name in ('setup.py', 'pyproject.toml', 'README.md', 'MANIFEST.in'):
         shutil.copy(osp.join(ROOT, name), source / name)
-    for name in ('mlla_mm', 'kernels', 'configs'):
+    for name in ('mlla_mm', 'mlla_kernels', 'configs'):
         shutil.copytree(osp.join(ROOT, name), source / name,
                         ignore=shutil.ignore_patterns('__pycache__', '*.pyc', '.mim'))
     pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check', '--no-input']

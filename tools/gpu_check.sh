@@ -10,6 +10,7 @@
 #                   (VMamba/Vim end to end, triton vs torch; needs mmengine)
 #   4. kernel_bench python -m mlla_kernels.benchmark --device cuda (VMamba-T/Vim-Ti scan shapes)
 #   5. backbones    tools/analysis/benchmark_backbones.py --device cuda (time/memory vs resolution)
+#   6. train_step   the same with --train at 512 px (forward + backward)
 # and writes OUT_DIR/gpu_check.md, OUT_DIR/gpu_check.json and OUT_DIR/gpu_check_files.tar.gz
 # (every log and each tool's own outputs). A step that fails, times out or cannot run is
 # recorded in the report with its log tail; the script always goes on to the next step and
@@ -18,14 +19,17 @@
 # Assumptions (a GPU machine may be offline and bare; nothing is downloaded):
 #   - an NVIDIA GPU with its driver; a Python with a CUDA build of torch and triton:
 #     $PYTHON if set, else ./.venv/bin/python (from `make setup`), else python3.
-#   - the repo need not be pip-installed: this checkout's kernels/ (as mlla_kernels) and
-#     mlla_mm/ are put first on PYTHONPATH.
+#   - the repo need not be pip-installed: this checkout (mlla_kernels/ and mlla_mm/) is put
+#     first on PYTHONPATH.
 #   - steps 1-4 need only torch + triton (+ pytest for step 3; pytest-xdist and pytest-timeout
 #     are used when present). mmengine is needed by the backbone test and step 5; mmdet /
 #     mmpretrain only add Swin-T / ViT-Ti to step 5 (skipped from it when missing).
 #   - optional MLLA_WHEELS=DIR: wheels installed first with `pip install --no-index --no-deps
 #     --target` into a temporary directory (e.g. mmengine and its pure-Python dependencies
 #     addict, yapf, termcolor for an offline machine).
+#   - GPU_CHECK_SELECT: the kernel tests' -k expression on a GPU (default 'not numba': the
+#     CPU engines' cases are CI's); GPU_CHECK_BUDGET: seconds for all steps (default 570);
+#     GPU_CHECK_SKIP: step names not to run (a rerun of the ones that failed).
 #   - shapes are kept modest: kernel benchmark batch 1 and 8 (GPU default), backbones at
 #     224/512/1024 px, batch 1, forward.
 set -u
@@ -45,9 +49,8 @@ elif [ -x "$ROOT/.venv/bin/python" ]; then PY=$ROOT/.venv/bin/python
 else PY=python3
 fi
 
-# this checkout's code first: kernels/ is the package mlla_kernels
-mkdir -p "$WORK/shim" && ln -s "$ROOT/kernels" "$WORK/shim/mlla_kernels"
-export PYTHONPATH="$WORK/shim:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# this checkout's code first
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if [ -n "${MLLA_WHEELS:-}" ] && ls "$MLLA_WHEELS"/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" \
     "$MLLA_WHEELS"/*.whl >"$WORK/wheels.log" 2>&1 \
@@ -71,6 +74,9 @@ record() {  # record NAME STATUS RC SECONDS NOTE COMMAND...
 
 run_step() {  # run_step NAME LIMIT_S COMMAND...: runs with a timeout, never aborts the script
   local name=$1 limit=$2; shift 2
+  if [[ " ${GPU_CHECK_SKIP:-} " == *" $name "* ]]; then
+    record "$name" skipped '' 0 "GPU_CHECK_SKIP" "$@"; return
+  fi
   local left=$(( BUDGET - ($(date +%s) - START) ))
   if [ "$left" -lt 20 ]; then
     record "$name" skipped '' 0 "time budget spent" "$@"; return
@@ -136,6 +142,9 @@ if has pytest; then
   TEST_ARGS=(-q -rfEs -p no:cacheprovider --junitxml="$WORK/kernel_tests.xml")
   has xdist && TEST_ARGS+=(-n 8)                # parallel compiles: 16 cores
   has pytest_timeout && TEST_ARGS+=(--timeout 150)
+  # the numba (CPU) cases are CI's; on a GPU the minutes go to Triton. GPU_CHECK_SELECT='' keeps all
+  [ $CUDA_OK = 1 ] && [ -n "${GPU_CHECK_SELECT-not numba}" ] \
+    && TEST_ARGS+=(-k "${GPU_CHECK_SELECT-not numba}")
   TEST_PATHS=(tests/test_kernels)
   has mmengine && TEST_PATHS+=(tests/test_models/test_cuda_backbones.py)
   [ $CUDA_OK = 1 ] || echo "no CUDA: the kernel tests run under TRITON_INTERPRET (CPU)" \
@@ -158,11 +167,16 @@ if [ $CUDA_OK = 1 ] && has mmengine; then
   BACKBONES=(MLLA-T VMamba-T Vim-Ti)
   has mmdet && BACKBONES+=(Swin-T)
   has mmpretrain && BACKBONES+=(ViT-Ti)
-  run_step backbones 120 "$PY" tools/analysis/benchmark_backbones.py --device cuda \
+  # each case is a fresh process (~12-24 s on the H200 machine, mostly imports and compiles)
+  run_step backbones 180 "$PY" tools/analysis/benchmark_backbones.py --device cuda \
     --backbones "${BACKBONES[@]}" --sizes 224 512 1024 --batch 1 --warmup 2 --repeat 5 \
     --timeout-per-case 40 --out-dir "$WORK" --stem backbone_scaling
+  run_step train_step 100 "$PY" tools/analysis/benchmark_backbones.py --device cuda --train \
+    --backbones "${BACKBONES[@]}" --sizes 512 --batch 1 --warmup 2 --repeat 5 \
+    --timeout-per-case 40 --out-dir "$WORK" --stem train_step
 else
   skip backbones "needs CUDA and mmengine" tools/analysis/benchmark_backbones.py
+  skip train_step "needs CUDA and mmengine" tools/analysis/benchmark_backbones.py --train
 fi
 
 # -------------------------------------------------------------------------------------- report
@@ -235,6 +249,9 @@ if report['kernel_benchmark']:
 scaling_md = read('backbone_scaling.md')
 if scaling_md:
     md += ['', '## Backbone benchmark', '', scaling_md]
+train_md = read('train_step.md')
+if train_md:
+    md += ['', '## Training step', '', train_md]
 md += ['', '## Log tails', '']
 for s in steps:
     md += [f"<details><summary>{s['name']}: {s['status']} -- {s['command'][:200]}</summary>",

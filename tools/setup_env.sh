@@ -84,7 +84,7 @@ fi
 
 # 4. the OpenMMLab codebases and the rest, then this package (editable). mmpose: step 5.
 REQ_STAMP_FILE=$VENV/.requirements-stamp
-REQ_HASH=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+REQ_HASH=$(cat requirements.txt pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$REQ_STAMP_FILE" ] || [ "$(cat "$REQ_STAMP_FILE")" != "$REQ_HASH" ]; then
   log "installing requirements.txt and mlla-mm (editable)"
   $PIP install -q -r requirements.txt

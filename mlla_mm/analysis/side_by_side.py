@@ -18,7 +18,7 @@ ViT-Ti for Vim-Ti).
 **Before and after in one run**: ``checkouts`` names other source trees (e.g. the code before
 a change, a ``git worktree`` of an older commit). Every round then runs one worker per
 checkout, alternating, each importing ``mlla_mm`` and ``mlla_kernels`` from its own tree
-(``<tree>/kernels`` is ``mlla_kernels``), with the same timing code (this file). A checkout's
+(``<tree>/mlla_kernels``, or ``<tree>/kernels`` in trees from before it was renamed), with the same timing code (this file). A checkout's
 ratios to the peers come from its own worker, so the two can be compared although they ran
 at different moments.
 """
@@ -134,7 +134,8 @@ def _tree_env(tree: Optional[str]) -> Dict[str, str]:
         return env
     tree = os.path.abspath(tree)
     shim = tempfile.mkdtemp(prefix='sbs_shim_')
-    os.symlink(os.path.join(tree, 'kernels'), os.path.join(shim, 'mlla_kernels'))
+    if not os.path.isdir(os.path.join(tree, 'mlla_kernels')):   # before 2026-12-04: kernels/
+        os.symlink(os.path.join(tree, 'kernels'), os.path.join(shim, 'mlla_kernels'))
     ours = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
     # the tree first; this file's own package only for what the tree lacks (never: the
     # worker imports the tree's own benchmark module: mlla_mm.analysis or, before it, mlla_mm.utils)

@@ -59,13 +59,19 @@ def leaves(tensors, dtype=None, device=None):
     return out
 
 
+ZERO_SCALE = 1e-3
+
+
 def assert_close_rel(actual, expected, tol, what):
-    """Max abs error within tol of the reference's max magnitude (scale-free)."""
+    """Max abs error within tol of the reference's max magnitude (scale-free). A reference of
+    (near) zero, such as A's gradient over a one-step sequence (no previous state), is judged on
+    a scale of ZERO_SCALE: compiled GPU kernels leave ~1e-9 of float32 rounding there."""
     assert actual.shape == expected.shape, f'{what}: shape {actual.shape} != {expected.shape}'
     expected = expected.detach().double().cpu()
     err = (actual.detach().double().cpu() - expected).abs().max().item()
     scale = expected.abs().max().item()
-    assert err <= tol * max(scale, 1e-6), f'{what}: max err {err:.3g}, reference scale {scale:.3g}'
+    assert err <= tol * max(scale, ZERO_SCALE), \
+        f'{what}: max err {err:.3g}, reference scale {scale:.3g}'
 
 
 def check_against_naive(fn, ref, tensors, names, kwargs, dtype, tol, n_outputs=1,

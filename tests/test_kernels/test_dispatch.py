@@ -1,4 +1,7 @@
 """Backend selection, the env override, lazy triton import and the input checks' messages."""
+import importlib.util
+import os
+import os.path as osp
 import subprocess
 import sys
 
@@ -11,15 +14,15 @@ from mlla_kernels import (available_backends, bidirectional_selective_scan,
 
 from mlla_kernels.dispatch import resolve_backend
 
-from kernel_checks import NUMBA_OK, TRITON_OK
+from kernel_checks import DEVICE, NUMBA_OK, TRITON_OK
 
 
-def scan_inputs(batch=1, dim=4, length=5, n_state=2, dtype=torch.float32):
-    return (torch.randn(batch, dim, length, dtype=dtype),
-            torch.randn(batch, dim, length, dtype=dtype),
-            -torch.rand(dim, n_state, dtype=dtype),
-            torch.randn(batch, n_state, length, dtype=dtype),
-            torch.randn(batch, n_state, length, dtype=dtype))
+def scan_inputs(batch=1, dim=4, length=5, n_state=2, dtype=torch.float32, device='cpu'):
+    return (torch.randn(batch, dim, length, dtype=dtype, device=device),
+            torch.randn(batch, dim, length, dtype=dtype, device=device),
+            -torch.rand(dim, n_state, dtype=dtype, device=device),
+            torch.randn(batch, n_state, length, dtype=dtype, device=device),
+            torch.randn(batch, n_state, length, dtype=dtype, device=device))
 
 
 @pytest.fixture
@@ -39,7 +42,8 @@ def chosen(monkeypatch):
 def test_available_backends():
     assert available_backends('cpu')[:2] == ['naive', 'torch']
     assert ('numba' in available_backends('cpu')) == NUMBA_OK
-    assert ('triton' in available_backends('cpu')) == TRITON_OK
+    # triton runs CPU tensors only under its interpreter (tests without a GPU), else CUDA ones
+    assert ('triton' in available_backends(DEVICE)) == TRITON_OK
     assert set(available_backends()) <= {'naive', 'torch', 'numba', 'triton'}
 
 
@@ -102,7 +106,7 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
 @pytest.mark.skipif(not TRITON_OK, reason='triton backend not runnable here')
 def test_triton_rejects_float64_with_the_allowed_list():
     with pytest.raises(TypeError, match="backend 'triton' supports float16, bfloat16, float32"):
-        selective_scan(*scan_inputs(dtype=torch.float64), backend='triton')
+        selective_scan(*scan_inputs(dtype=torch.float64, device=DEVICE), backend='triton')
 
 
 def test_entry_points_stay_functions_after_lazy_imports():
@@ -132,10 +136,22 @@ def test_import_and_run_without_triton():
         "    assert 'unavailable' in str(err), err\n"
         "else:\n"
         "    raise AssertionError('no error')\n")
-    env = {'TRITON_INTERPRET': '1', 'PATH': '/usr/bin:/bin'}
+    env = {'TRITON_INTERPRET': '1', 'PATH': '/usr/bin:/bin',
+           **{k: os.environ[k] for k in ('PYTHONPATH',) if k in os.environ}}
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_repository_folder_is_not_a_second_package_named_kernels(monkeypatch):
+    """With the repository root on sys.path (every tool puts it there), the kernel package
+    must not be found as a top-level 'kernels' too (its folder was once named so):
+    transformers imports that name, probing for Hugging Face's package, when mmengine loads
+    it, and a second copy of ours would register the operators twice."""
+    root = osp.dirname(osp.dirname(osp.abspath(mlla_kernels.__file__)))
+    monkeypatch.syspath_prepend(root)
+    spec = importlib.util.find_spec('kernels')
+    assert spec is None or not osp.abspath(spec.origin).startswith(root + os.sep), spec
 
 
 # ------------------------------------------------------------------ input checks

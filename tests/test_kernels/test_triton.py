@@ -17,6 +17,8 @@ from mlla_kernels.cross_scan.triton import cross_scan_selective_scan_triton  # n
 from mlla_kernels.selective_scan.naive import selective_scan_naive  # noqa: E402
 from mlla_kernels.selective_scan.triton import selective_scan_triton  # noqa: E402
 
+from kernel_checks import assert_close_rel  # noqa: E402
+
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
@@ -64,14 +66,6 @@ def check_against_naive(fn, ref, tensors, kwargs, tol=1e-4, last_state=False):
         assert a.grad is not None, f'no gradient for input {i}'
         assert a.grad.shape == a.shape and a.grad.dtype == a.dtype
         assert_close_rel(a.grad, b.grad, tol, f'gradient of input {i}')
-
-
-def assert_close_rel(actual, expected, tol, what):
-    """Max abs error within tol of the reference's max magnitude (scale-free)."""
-    expected = expected.double()
-    err = (actual.double() - expected).abs().max().item()
-    scale = expected.abs().max().item()
-    assert err <= tol * max(scale, 1e-6), f'{what}: max err {err:.3g}, reference scale {scale:.3g}'
 
 
 def test_no_kernel_relies_on_a_reverse_scan():
