@@ -89,7 +89,7 @@ def _call(op, args):
     if not typed:
         args = dict(args)
         return _run(op, args.pop('backend'), args)
-    return getattr(torch.ops.mlla_kernels, op)(**args)
+    return getattr(library.OPS, op)(**args)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,

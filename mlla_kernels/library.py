@@ -45,7 +45,11 @@ from torch import Tensor
 from . import backends
 from .route_tables import as_routes, route_table
 
-NAMESPACE = 'mlla_kernels'
+# The package's own name: 'mlla_kernels', or the name another checkout's copy is loaded under
+# beside it (``python -m mlla_kernels.benchmark --against DIR``), whose operators then live in
+# a namespace of their own instead of clashing with ours.
+NAMESPACE = __package__
+OPS = getattr(torch.ops, NAMESPACE)
 
 
 def _engine(backend: str):
@@ -223,7 +227,7 @@ def _backward(ctx, dy, dlast, _dsaved):
     routes, delta_softplus, merge, backend = ctx.options
     if dy is None and dlast is None:
         return (None,) * 13
-    grads = iter(torch.ops.mlla_kernels.routed_scan_backward(
+    grads = iter(OPS.routed_scan_backward(
         dy, dlast, saved, u, delta, A, B, C, D, z, delta_bias, routes, delta_softplus, merge,
         backend))
     du, ddelta, dA, dB, dC = (next(grads) for _ in range(5))
@@ -243,7 +247,7 @@ def engine(backend: str):
         tensors = (u, delta, A, B, C, D, z, delta_bias)
         save = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                for t in tensors)
-        y, last, _ = torch.ops.mlla_kernels.routed_scan(
+        y, last, _ = OPS.routed_scan(
             u, delta, A, B, C, D, z, delta_bias, format_routes(routes),
             bool(delta_softplus), bool(merge), backend, save)
         return y, last
@@ -281,7 +285,7 @@ def _public_impl(op: str):
     def impl(*args, **kwargs):
         from . import _run
         # the dispatcher drops trailing arguments equal to their defaults: fill them back in
-        schema = getattr(torch.ops.mlla_kernels, op).default._schema
+        schema = getattr(OPS, op).default._schema
         call = {a.name: a.default_value for a in schema.arguments if a.has_default_value()}
         call.update(zip((a.name for a in schema.arguments), args), **kwargs)
         backend = call.pop('backend', 'auto')

@@ -168,6 +168,28 @@ def test_public_scans_are_operators():
         mlla_kernels.routed_selective_scan(*args, routes=('row', 'col'), backend='cuda')
 
 
+def test_a_second_copy_registers_its_own_namespace():
+    """Another checkout's package loaded beside ours (``benchmark --against DIR``) registers
+    its operators under its own name instead of clashing with ``mlla_kernels``, and runs."""
+    import os.path as osp
+    import sys
+
+    from mlla_kernels.benchmark import load_checkout
+    name = 'mlla_kernels_second_copy'
+    try:
+        copy = load_checkout(osp.dirname(mlla_kernels.__file__), name=name)
+        assert copy.library.NAMESPACE == name and hasattr(torch.ops, name)
+        assert hasattr(getattr(torch.ops, name), 'routed_scan')
+        u, delta, A, B, C, D, _, bias = op_inputs(dim=2, height=3, width=4)
+        args = (u[:, 0], delta, A.flatten(0, 1), B[:, :, 0], C[:, :, 0])
+        torch.testing.assert_close(
+            copy.routed_selective_scan(*args, routes=('row', 'col'), backend='torch'),
+            mlla_kernels.routed_selective_scan(*args, routes=('row', 'col'), backend='torch'))
+    finally:
+        for module in [m for m in sys.modules if m == name or m.startswith(name + '.')]:
+            del sys.modules[module]
+
+
 def test_backward_op_refuses_an_empty_save():
     args = op_args('one_state', 'numba' if NUMBA_OK else 'meta', requires_grad=False)
     with pytest.raises(RuntimeError, match='saved nothing'):
