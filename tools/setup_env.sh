@@ -8,7 +8,7 @@
 #   * the FAST PATH (`uv_fast_path`), taken whenever something is missing: uv 0.13.9 does the
 #     bulk (steps 1-4 and 6 below in ONE resolution and install, then mmpose with --no-deps);
 #     pip then installs xtcocotools (its sdist build is kept in pip's wheel cache) and this
-#     package (editable); one import check runs meanwhile; the stamps are written last.
+#     package (editable); one import check follows; the stamps are written last.
 #   * the PIP PATH (steps 1-6 further down): the original pip-only set-up, unchanged (it only
 #     reads torch.__version__ from torch/version.py now, without importing torch). It
 #     runs when the fast path is not wanted (MLLA_SETUP_NO_UV=1), cannot be used (no uv wheel
@@ -263,23 +263,6 @@ PYEOF
     echo "installed torch is $tstamp, but the mmcv wheel taken was ${mmcv_whl[0]}" >&2
     return 1
   fi
-  # The pip path's three import checks (each imports torch) in one process, started now in the
-  # background (torch, mmcv's ops and the deploy runtimes take ~4 s to import) while mmpose and
-  # xtcocotools go in; it imports mmpose once the file `go` exists (or exits, if this shell dies).
-  log "checking the imports (in the background while mmpose goes in)"
-  "$VPY" -W ignore - "$UV_TMP/go" <<'PYEOF' &
-import importlib, os, sys, time
-from mmcv.ops import nms, roi_align
-import onnx, onnxruntime, onnxscript, openvino
-parent = os.getppid()
-while not os.path.exists(sys.argv[1]):
-    if os.getppid() != parent:
-        sys.exit('setup_env.sh: the import check lost its parent')
-    time.sleep(0.05)
-importlib.invalidate_caches()
-import mmpose.apis, mmpose.models, mmpose.datasets, mmpose.evaluation
-PYEOF
-  local check_pid=$!
   # Step 5: mmpose without its declared requirements (see step 5 of the pip path).
   uv_install --no-deps "mmpose==$MMPOSE_VERSION"
   # With pip: xtcocotools built from its sdist against this numpy, the wheel kept in pip's
@@ -287,9 +270,9 @@ PYEOF
   log "pip: xtcocotools $XTCOCOTOOLS_VERSION (--no-binary, pip's wheel cache) and mlla-mm (editable)"
   $PIP install -q --no-deps --no-build-isolation --no-binary xtcocotools \
     "xtcocotools==$XTCOCOTOOLS_VERSION" -e .
-  touch "$UV_TMP/go"
-  wait "$check_pid"
-  log "imports checked"
+  # the pip path's three import checks (each imports torch) in one process
+  log "checking the imports"
+  "$VPY" -W ignore -c "$IMPORT_CHECK"
   echo "$tstamp" > "$MMCV_STAMP_FILE"
   echo "$REQ_HASH" > "$REQ_STAMP_FILE"
   pose_stamp > "$POSE_STAMP_FILE"
