@@ -18,11 +18,13 @@ ViT-Ti for Vim-Ti).
 **Before and after in one run**: ``checkouts`` names other source trees (e.g. the code before
 a change, a ``git worktree`` of an older commit). Every round then runs one worker per
 checkout, alternating, each importing ``mlla_mm`` and ``mlla_kernels`` from its own tree
-(``<tree>/mlla_kernels``, or ``<tree>/kernels`` in trees from before it was renamed), with the same timing code (this file). A checkout's
+(``<tree>/mlla_kernels``, or ``<tree>/kernels`` in trees from before it was renamed), with
+the same timing code (this file). A checkout's
 ratios to the peers come from its own worker, so the two can be compared although they ran
 at different moments.
 """
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -32,13 +34,26 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-# absolute imports: this file also runs as a script (the workers)
-try:   # this tree; a baseline checkout from before the analysis package has it in utils
-    from mlla_mm.analysis.benchmark import (PRESETS, _loss, _proc_status_kb, _reset_peak_rss,
-                                         build_backbone, machine_info, resolve_spec)
-except ImportError:  # pragma: no cover
-    from mlla_mm.utils.benchmark import (PRESETS, _loss, _proc_status_kb, _reset_peak_rss,
-                                         build_backbone, machine_info, resolve_spec)
+
+def _backbone_cases():
+    """The module with the presets and measuring helpers, imported by absolute name (this
+    file also runs as a script: the workers), from the tree a worker measures: older trees
+    (baselines) kept the same names in mlla_mm.analysis.benchmark, and before the analysis
+    package in mlla_mm.utils.benchmark."""
+    for name in ('mlla_mm.analysis.backbone_cases', 'mlla_mm.analysis.benchmark',
+                 'mlla_mm.utils.benchmark'):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError('no mlla_mm.analysis.backbone_cases in this tree')
+
+
+_cases = _backbone_cases()
+PRESETS, build_backbone, machine_info, resolve_spec = (
+    _cases.PRESETS, _cases.build_backbone, _cases.machine_info, _cases.resolve_spec)
+_loss, _proc_status_kb, _reset_peak_rss = (
+    _cases._loss, _cases._proc_status_kb, _cases._reset_peak_rss)
 
 MARKER = '@@SIDE_BY_SIDE@@'
 #: each backbone's attention peer
@@ -167,7 +182,7 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
     """Time every backbone per mode and size, interleaved, and measure training memory.
 
     Args:
-        backbones: preset names (:data:`~mlla_mm.analysis.benchmark.PRESETS`), ``NAME=JSON``
+        backbones: preset names (:data:`~mlla_mm.analysis.backbone_cases.PRESETS`), ``NAME=JSON``
             strings or spec dicts. A backbone's peer (:data:`PEERS`) should be among them.
         sizes: square input sizes.
         modes: 'forward' and/or 'train'.

@@ -98,6 +98,24 @@ def test_benchmark_isolated_case_measures_memory():
     assert res['mem_method'].startswith('peak RSS delta')
 
 
+@pytest.mark.e2e   # worker processes: not in make test-fast
+def test_side_by_side_times_a_tree_and_this_one_in_workers(tmp_path):
+    """--side-by-side: a worker per checkout (here this tree twice, one as the baseline) times
+    every case of every round and measures training memory in a fresh process per model."""
+    from mlla_mm.analysis.side_by_side import markdown, run_side_by_side
+    root = osp.join(osp.dirname(__file__), '..', '..')
+    toy = f'toy={{"type": "{__name__}:ToyConvNet"}}'
+    result = run_side_by_side([toy], [32], ('forward', 'train'), rounds=2, memory_sizes=[32],
+                              checkouts=[('before', root), ('after', None)], threads=1,
+                              timeout=300, log=lambda s: None)
+    assert set(result['checkouts']) == {'before', 'after'}
+    for checkout in result['checkouts'].values():
+        assert {case: len(ms) for case, ms in checkout['times']['toy'].items()} == \
+            {'forward@32': 2, 'train@32': 2}
+        assert checkout['memory']['toy']['32'] >= 0
+    assert '| toy |' in markdown(result)
+
+
 def test_benchmark_script_is_the_module_cli(tmp_path, capsys):
     """tools/analysis/benchmark_backbones.py only forwards to mlla_mm.analysis.benchmark.main:
     a measured sweep, then --merge of its JSON, both writing the table."""

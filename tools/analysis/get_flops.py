@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mlla_mm.analysis.benchmark import PRESETS  # noqa: E402
+from mlla_mm.analysis.backbone_cases import PRESETS  # noqa: E402
 from mlla_mm.analysis.flops import (PUBLISHED, SCAN_CONVENTIONS,  # noqa: E402
                                     complexity_of_backbone, complexity_of_config,
                                     resolve_config_path)
