@@ -14,8 +14,8 @@ output; :func:`bind` makes an operation's implementation out of an engine (how
 routes come from the vocabulary: a plain scan is the route ``row`` (or ``row~``, reversed) of
 a 1 x L map, Vim's bidirectional scan ``row, row~`` of a 1 x L map, VMamba's cross-scan
 :data:`~mlla_kernels.route_tables.CROSS_SCAN_ROUTES` of the H x W map. The engines themselves
-(``mlla_kernels/routed_scan/<backend>.py``) read the flat layout (the maps as sequences of H*W) and
-the route tables, which the operator builds.
+(``mlla_kernels/routed_scan/<backend>.py``) read the flat layout (the maps as sequences of
+H*W) and the route tables, which the operator builds.
 """
 from .route_tables import CROSS_SCAN_ROUTES, Route
 
