@@ -101,9 +101,9 @@ PYEOF
 pose_stamp() {
   echo "mmpose-$MMPOSE_VERSION xtcocotools-$XTCOCOTOOLS_VERSION numpy-$("$VPY" -c 'import numpy; print(numpy.__version__)')"
 }
-deploy_ok() {
-  have_version onnx 1.23.2 && have_version onnxruntime 1.32.0 && \
-    have_version onnxscript 0.7.2 && have_version openvino 2026.4.1
+deploy_ok() {  # every pin of DEPLOY_PINS installed
+  local pin
+  for pin in $DEPLOY_PINS; do have_version "${pin%%==*}" "${pin##*==}" || return 1; done
 }
 # What the pip path checks in three processes (steps 3, 5, 6), for one process.
 IMPORT_CHECK='from mmcv.ops import nms, roi_align
