@@ -8,6 +8,8 @@
 #   3. kernel_tests pytest tests/test_kernels (with CUDA, every Triton case runs COMPILED on the
 #                   GPU, plus the real-shape @gpu cases) + tests/test_models/test_cuda_backbones.py
 #                   (VMamba/Vim end to end, triton vs torch; needs mmengine)
+#   3b. compile_tests torch.compile (Inductor) and torch.export of VMamba/Vim/HRVMamba on CUDA
+#                   (tests/test_models/test_cuda_compile.py)
 #   4. kernel_bench python -m mlla_kernels.benchmark --device cuda (VMamba-T/Vim-Ti scan shapes)
 #   5. backbones    tools/analysis/benchmark_backbones.py --device cuda (time/memory vs resolution)
 #   6. train_step   the same with --train at 512 px (forward + backward)
@@ -139,7 +141,8 @@ fi
 
 # ------------------------------------------------------------------------------- 3. kernel tests
 if has pytest; then
-  TEST_ARGS=(-q -rfEs -p no:cacheprovider --junitxml="$WORK/kernel_tests.xml")
+  # -v: one line per test as it ends, so a run cut by its time limit still names its failures
+  TEST_ARGS=(-v -rfEs -p no:cacheprovider --junitxml="$WORK/kernel_tests.xml")
   has xdist && TEST_ARGS+=(-n 8)                # parallel compiles: 16 cores
   has pytest_timeout && TEST_ARGS+=(--timeout 150)
   # the numba (CPU) cases are CI's; on a GPU the minutes go to Triton. GPU_CHECK_SELECT='' keeps all
@@ -152,6 +155,18 @@ if has pytest; then
   run_step kernel_tests 220 "$PY" -m pytest "${TEST_PATHS[@]}" "${TEST_ARGS[@]}"
 else
   skip kernel_tests "pytest is not installed"
+fi
+
+# ---------------------------------------------------------------- 3b. Inductor compile + export
+# Inductor's compiles of whole backbones take minutes: a step of its own, one process (no
+# xdist), Inductor's compile workers in-process (its worker pool kept a killed run from ending)
+if [ $CUDA_OK = 1 ] && has pytest && has mmengine; then
+  COMPILE_ARGS=(-v -rfEs -p no:cacheprovider)
+  has pytest_timeout && COMPILE_ARGS+=(--timeout 170)
+  run_step compile_tests 200 env TORCHINDUCTOR_COMPILE_THREADS=1 \
+    "$PY" -m pytest tests/test_models/test_cuda_compile.py "${COMPILE_ARGS[@]}"
+else
+  skip compile_tests "needs CUDA, pytest and mmengine" tests/test_models/test_cuda_compile.py
 fi
 
 # ------------------------------------------------------------------------- 4. kernel benchmark
@@ -207,11 +222,14 @@ env_line = re.search(r'^ENV_JSON (.*)$', read('env.log'), re.M)
 report['env'] = json.loads(env_line.group(1)) if env_line else {}
 selfcheck = read('selfcheck.json')
 report['selfcheck'] = json.loads(selfcheck) if selfcheck else None
-tests = read('kernel_tests.log')
-summary = [l for l in tests.splitlines() if re.search(r'\d+ (passed|failed|error)', l)]
-report['kernel_tests'] = dict(summary=summary[-1].strip('= ') if summary else None,
-                              failures=[l for l in tests.splitlines()
-                                        if l.startswith(('FAILED', 'ERROR'))])
+for step in ('kernel_tests', 'compile_tests'):
+    lines = read(f'{step}.log').splitlines()
+    summary = [l for l in lines if re.search(r'\d+ (passed|failed|error)', l)]
+    # -v lines ('[gw3] [ 40%] FAILED tests/...') name a failure even when the run was cut
+    failed = {m.group(2) for l in lines
+              for m in [re.search(r'(^|\] )(?:FAILED|ERROR) (\S+)', l)] if m}
+    report[step] = dict(summary=summary[-1].strip('= ') if summary else None,
+                        failures=sorted(failed))
 bench = read('kernel_benchmark.json')
 report['kernel_benchmark'] = json.loads(bench) if bench else None
 scaling = read('backbone_scaling.json')
@@ -242,8 +260,9 @@ if report['selfcheck']:
         md.append(f"| {r['op']} | {r['n_state']} | {r['structure'] or ''} | {r['dtypes']['u']} "
                   f"| {'yes' if r['ok'] else '**NO**'} | {r['exception'] or r['worst']} | "
                   f"{r['max_abs_err']:.2e} | {r['max_rel_err']:.2e} | {r['tolerance']:g} |")
-md += ['', '## Tests', '', f"Summary: {report['kernel_tests']['summary']}"]
-md += [f'- {l}' for l in report['kernel_tests']['failures'][:40]]
+for step in ('kernel_tests', 'compile_tests'):
+    md += ['', f'## Tests: {step}', '', f"Summary: {report[step]['summary']}"]
+    md += [f'- FAILED {l}' for l in report[step]['failures'][:40]]
 if report['kernel_benchmark']:
     md += ['', '## Kernel benchmark', '', report['kernel_benchmark'].get('table', '')]
 scaling_md = read('backbone_scaling.md')

@@ -109,3 +109,4 @@ def _compare_hrvmamba_cuda_and_cpu():
         assert err < 1e-3, f'output rel err {err:.2e}'
     err = ((gpu_grad - cpu_grad).abs().max() / cpu_grad.abs().max()).item()
     assert err < 5e-3, f'input gradient rel err {err:.2e}'
+
