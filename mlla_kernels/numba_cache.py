@@ -13,7 +13,11 @@ keyed by the CONTENT of the numba engine: ``<root>/<engine hash>/<op folder>/``,
   editing any of them starts a fresh folder (two checkouts at different versions do not evict
   each other);
 - numba's index inside adds what the compiled code depends on beyond the source: the numba
-  version, the signature, and the CPU (target triple, name and features).
+  version, the signature, and the CPU (target triple, name and features);
+- a copy of the package imported under another name (``python -m mlla_kernels.benchmark
+  --against DIR`` loads one as ``mlla_kernels_before``) gets ``<engine hash>-<its name>``: the
+  cached code's pickles name the module they were compiled in (its named tuples), so a folder
+  shared between two names fails to load in the other one.
 
 Functions of other packages compiled with the engine's ``jit`` (mlla_mm's DCNv4 kernels) go to
 ``<root>/<engine hash>/<module>-<hash of their file>``. Where that folder is not writable,
@@ -35,6 +39,8 @@ from numba.core.caching import (CompileResultCacheImpl, FunctionCache, _CacheLoc
 from numba.misc.appdirs import AppDirs
 
 PACKAGE_DIR = osp.dirname(osp.realpath(__file__))
+#: the name this copy of the package is imported under
+PACKAGE_NAME = __name__.rpartition('.')[0]
 
 
 def cache_root() -> str:
@@ -62,8 +68,12 @@ def _this_engine_hash() -> str:
 
 
 def engine_cache_dir() -> str:
-    """This engine version's folder under :func:`cache_root`."""
-    return osp.join(cache_root(), _this_engine_hash())
+    """This engine version's folder under :func:`cache_root` (for a copy imported under
+    another name than ``mlla_kernels``, a folder of that name's own)."""
+    folder = _this_engine_hash()
+    if PACKAGE_NAME != 'mlla_kernels':
+        folder = f'{folder}-{PACKAGE_NAME}'
+    return osp.join(cache_root(), folder)
 
 
 def _file_hash(path: str) -> str:

@@ -349,9 +349,9 @@ def _gate(yt, zt, nt, nj):
 # For channel-contiguous tensors (the layout VMamba produces) and no gate, the programs below
 # read each step's row of u and delta once, run softplus, decay, state and output in one loop
 # over the channels, and write (or add to) y's row; the backward recomputes the chunk's
-# states into one small tile, then runs the adjoint with every gradient of the step in one
-# loop, computing dt, softplus' and the decay again (cheaper than storing and reloading them).
-# Same math as the tiled path (same functions, same order).
+# states into one small tile, keeping each step's dt, decay and softplus' beside them, then
+# runs the adjoint with every gradient of the step in one loop (no transcendental left in
+# it). Same math as the tiled path (same functions, same order).
 
 @jit(inline=True)
 def _fused_n1(prob, plan, rows_y):
@@ -659,75 +659,97 @@ def _backward_route(p, k, prob, plan, adjoint, grads, params, tiles, work, acc):
         grads.dbias[b, k, d0 + j] = acc.dbias[j]
 
 
-class WorkN1(NamedTuple):
-    """The fused N = 1 backward's scratch."""
-    hs: np.ndarray       # (CHUNK + 1, BLOCK_D): hs[0] the chunk's start, hs[t + 1] after t
-    adj: np.ndarray      # (BLOCK_D,) dL/dh carried backwards (times the decay)
-    dy: np.ndarray       # (BLOCK_D,) a step's dy where its channels are not contiguous
-    sums: np.ndarray     # (3, BLOCK_D): the chunk's dA, ddelta (bias) and dy u (D) sums
-
-
-@jit()
-def _work_n1(f):
-    return WorkN1(np.zeros((CHUNK + 1, BLOCK_D), f),
-                  np.zeros(BLOCK_D, f), np.zeros(BLOCK_D, f), np.zeros((3, BLOCK_D), f))
+# The fused N = 1 backward's scratch lives in two flat float arrays, each region at a constant
+# offset: ``tile`` holds the chunk's per-step rows (states, dt, decay, softplus', and the
+# step's du and ddelta before they are copied out), ``state`` the per-channel rows (the
+# carried adjoint, the chunk's sums, A, D). LLVM then sees that the step loops' stores into
+# one array cannot overlap its loads from that array (constant distances), and the run-time
+# overlap checks left (between the two arrays and the input rows) are few enough for it to
+# vectorize the loops; with one array per region the checks were too many and the loops ran
+# scalar. Offsets are unsigned: numba wraps a signed index that may be negative (a select
+# per access), which hides the consecutive addresses. A pad of one cache line between
+# regions keeps equal-index accesses off the same 4 KiB offset.
+_PAD = 16
+_U = np.uint64
+_ROWS = CHUNK * BLOCK_D + _PAD
+TILE_HS = _U(0)                                    # CHUNK + 1 rows: the start, after step t
+TILE_DT = _U((CHUNK + 1) * BLOCK_D + _PAD)         # dt = softplus(delta + bias)
+TILE_DEC = _U(int(TILE_DT) + _ROWS)                # exp(dt A)
+TILE_SIG = _U(int(TILE_DEC) + _ROWS)               # softplus'(delta + bias)
+TILE_DU = _U(int(TILE_SIG) + _ROWS)                # the step's du, then copied out
+TILE_DD = _U(int(TILE_DU) + _ROWS)                 # the step's ddelta, then copied out
+TILE_SIZE = int(TILE_DD) + _ROWS
+STATE_ADJ = _U(0)                                  # dL/dh carried (times the decay)
+STATE_SDA = _U(BLOCK_D + _PAD)                     # the chunk's dA sum
+STATE_SDB = _U(2 * (BLOCK_D + _PAD))               # ... ddelta (delta_bias) sum
+STATE_SDD = _U(3 * (BLOCK_D + _PAD))               # ... dy u (D) sum
+STATE_A = _U(4 * (BLOCK_D + _PAD))                 # the route's A
+STATE_SKIP = _U(5 * (BLOCK_D + _PAD))              # the route's D
+STATE_DY = _U(6 * (BLOCK_D + _PAD))                # a step's dy, gathered
+STATE_SIZE = 7 * (BLOCK_D + _PAD)
 
 
 @jit(inline=True)
-def _recompute_step_n1(ur, dr, prev, hrow, a2, bias, bn, nj, softplus):
-    """One step's states from the previous ones (as the forward)."""
-    for j in range(nj):
-        x = dr[j] + bias[j]
-        if softplus:
-            x = max(x, ZERO) + log1p_unit(exp(-abs(x)))
-        hrow[j] = exp2(x * a2[j]) * prev[j] + (x * ur[j]) * bn
-
-
-@jit(inline=True)
-def _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, softplus, accumulate):
-    """The adjoint through one step and all its gradients (dt, softplus' and the decay
-    computed again: cheaper than storing and reloading them); returns (dB_t, dC_t).
-    rows: the step's (u, delta, dy, du, ddelta); state: (dL/dh carried, h_{t-1}, h_t);
-    coeffs: (A, A log2(e), D, delta_bias); sums: the chunk's (dA, dbias, dD)."""
-    ur, dr, dyr, dur, ddr = rows
-    adj, prev, hrow = state
-    a, a2, skip, bias = coeffs
-    sda, sdb, sdd = sums
-    acc_b = ZERO
-    acc_c = ZERO
+def _recompute_step_n1(ur, dr, tile, o, a2, bias, bn, nj, softplus):
+    """Step t's state from the one before (as the forward; o = t * BLOCK_D and nj unsigned),
+    keeping the step's dt, decay and softplus' for the adjoint: the transcendental half of
+    its work."""
     for j in range(nj):
         x = dr[j] + bias[j]
         if softplus:
             e = exp(-abs(x))
             r = ONE / (ONE + e)
-            sig = r if x >= ZERO else e * r
+            tile[TILE_SIG + o + j] = r if x >= ZERO else e * r
             x = max(x, ZERO) + log1p_unit(e)
         dec = exp2(x * a2[j])
-        dyv = dyr[j]
-        uv = ur[j]
-        acc_c += hrow[j] * dyv
-        gh = adj[j] + cn * dyv                 # dL/dh_t
-        w = gh * dec * prev[j]                 # dL/d(dt A)
-        sda[j] += w * x
-        gb = gh * bn                           # dL/d(dt u)
+        tile[TILE_DT + o + j] = x
+        tile[TILE_DEC + o + j] = dec
+        tile[TILE_HS + _U(BLOCK_D) + o + j] = dec * tile[TILE_HS + o + j] + (x * ur[j]) * bn
+
+
+@jit(inline=True)
+def _adjoint_step_n1(u, ou, dy, ody, tile, state, o, bn, cn, nj, softplus):
+    """The adjoint through step t and all its gradients; returns (dB_t, dC_t). The step's
+    rows of u and dy start at the unsigned offsets ou and ody of their flat arrays, its tile
+    rows at o = t * BLOCK_D (dt, decay and softplus' from the recompute pass; du and ddelta
+    written there)."""
+    acc_b = ZERO
+    acc_c = ZERO
+    for j in range(nj):
+        x = tile[TILE_DT + o + j]
+        dec = tile[TILE_DEC + o + j]
+        dyv = dy[ody + j]
+        uv = u[ou + j]
+        acc_c += tile[TILE_HS + _U(BLOCK_D) + o + j] * dyv
+        gh = state[STATE_ADJ + j] + cn * dyv            # dL/dh_t
+        wd = gh * dec * tile[TILE_HS + o + j]           # dL/d(dt A)
+        state[STATE_SDA + j] += wd * x
+        gb = gh * bn                                    # dL/d(dt u)
         acc_b += gh * (x * uv)
-        adj[j] = dec * gh
-        duv = gb * x + skip[j] * dyv
-        if accumulate:
-            dur[j] += duv
-        else:
-            dur[j] = duv
-        dd = gb * uv + w * a[j]
+        state[STATE_ADJ + j] = dec * gh
+        tile[TILE_DU + o + j] = gb * x + state[STATE_SKIP + j] * dyv
+        dd = gb * uv + wd * state[STATE_A + j]
         if softplus:
-            dd *= sig
-        ddr[j] = dd
-        sdb[j] += dd
-        sdd[j] += dyv * uv
+            dd *= tile[TILE_SIG + o + j]
+        tile[TILE_DD + o + j] = dd
+        state[STATE_SDB + j] += dd
+        state[STATE_SDD + j] += dyv * uv
     return acc_b, acc_c
 
 
+@jit(inline=True)
+def _copy_out_step_n1(tile, o, du, odu, ddelta, odd, nj, accumulate):
+    """Step t's du (added where routes share u) and ddelta from the tile to their rows."""
+    for j in range(nj):
+        if accumulate:
+            du[odu + j] += tile[TILE_DU + o + j]
+        else:
+            du[odu + j] = tile[TILE_DU + o + j]
+        ddelta[odd + j] = tile[TILE_DD + o + j]
+
+
 @jit()
-def _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work, acc):
+def _backward_route_n1(p, k, prob, plan, adjoint, grads, params, tile, state, acc):
     b, g, blk, d0, nj = _coords(plan, p)
     u, delta, dy, du, ddt = prob.u, prob.delta, adjoint.dy, grads.du, grads.ddelta
     base = _bases(prob, b, k, g, d0)
@@ -737,14 +759,14 @@ def _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work, acc):
     s_ul, s_dl, s_yd, s_yl = u.strides[3], delta.strides[3], dy.strides[2], dy.strides[3]
     s_gl, s_ddl = du.strides[3], ddt.strides[3]
     s_bl, s_cl = prob.B.strides[4], prob.C.strides[4]
-    a2, a, skip, bias = params.a2[0], params.a[0], params.skip, params.bias
+    a2, bias = params.a2[0], params.bias
     acc_du = plan.shared_u and k > 0
-    adj, hs = work.adj, work.hs
-    sda, sdb, sdd = work.sums[0], work.sums[1], work.sums[2]
-    coeffs = (a, a2, skip, bias)
-    sums = (sda, sdb, sdd)
+    unj = _U(nj)
+    rows_desc = np.empty(CHUNK, np.int64)
     for j in range(nj):
-        adj[j] = adjoint.dlast[b, k, d0 + j, 0] if adjoint.has_dlast else ZERO
+        state[STATE_ADJ + j] = adjoint.dlast[b, k, d0 + j, 0] if adjoint.has_dlast else ZERO
+        state[STATE_A + j] = params.a[0, j]
+        state[STATE_SKIP + j] = params.skip[j]
         acc.dA[0, j] = 0
         acc.dD[j] = 0
         acc.dbias[j] = 0
@@ -752,7 +774,7 @@ def _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work, acc):
         t0 = c * CHUNK
         nt = min(CHUNK, plan.length - t0)
         for j in range(nj):
-            hs[0, j] = adjoint.states[b, k, c, 0, d0 + j]
+            tile[TILE_HS + j] = adjoint.states[b, k, c, 0, d0 + j]
         for t in range(nt):     # recompute the chunk's states; prefetch the chunk before's rows
             if c > 0:
                 q = prob.order[k, t0 - CHUNK + t]
@@ -767,47 +789,49 @@ def _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work, acc):
             dr = delta.data[base.delta + q * s_dl:]
             bn = prob.B.data[base.B + q * s_bl]
             if plan.softplus:
-                _recompute_step_n1(ur, dr, hs[t], hs[t + 1], a2, bias, bn, nj, True)
+                _recompute_step_n1(ur, dr, tile, _U(t * BLOCK_D), a2, bias, bn, unj, True)
             else:
-                _recompute_step_n1(ur, dr, hs[t], hs[t + 1], a2, bias, bn, nj, False)
+                _recompute_step_n1(ur, dr, tile, _U(t * BLOCK_D), a2, bias, bn, unj, False)
         for j in range(nj):
-            sda[j] = 0
-            sdb[j] = 0
-            sdd[j] = 0
-        for t in range(nt - 1, -1, -1):     # the adjoint and every gradient of step t
+            state[STATE_SDA + j] = 0
+            state[STATE_SDB + j] = 0
+            state[STATE_SDD + j] = 0
+        # the adjoint and every gradient of step t, t = nt - 1 ... 0. The tile row offsets
+        # come from a table: a decreasing induction variable in the addresses keeps LLVM
+        # from vectorizing the step loops (it cannot prove they do not wrap)
+        for i in range(nt):
+            rows_desc[i] = (nt - 1 - i) * BLOCK_D
+        for i in range(nt):
+            t = nt - 1 - i
+            o = _U(rows_desc[i])
             q = prob.order[k, t0 + t]
-            if s_yd == 1:
-                dyr = dy.data[dy_base + q * s_yl:]
-            else:       # any layout of dy (e.g. a broadcast one): this step's row gathered
-                dyr = work.dy
-                for j in range(nj):
-                    dyr[j] = dy.data[dy_base + j * s_yd + q * s_yl]
-            dur = du.data[du_base + q * s_gl:]
-            ddr = ddt.data[ddt_base + q * s_ddl:]
+            ou = _U(base.u + q * s_ul)
             bn = prob.B.data[base.B + q * s_bl]
             cn = prob.C.data[base.C + q * s_cl]
-            ur = u.data[base.u + q * s_ul:]
-            dr = delta.data[base.delta + q * s_dl:]
-            rows = (ur, dr, dyr, dur, ddr)
-            state = (adj, hs[t], hs[t + 1])
-            if plan.softplus:
-                if acc_du:
-                    acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, True,
-                                                    True)
+            if s_yd == 1:
+                ody = _U(dy_base + q * s_yl)
+                if plan.softplus:
+                    acc_b, acc_c = _adjoint_step_n1(u.data, ou, dy.data, ody, tile, state, o, bn,
+                                                    cn, unj, True)
                 else:
-                    acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, True,
-                                                    False)
-            elif acc_du:
-                acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, False, True)
+                    acc_b, acc_c = _adjoint_step_n1(u.data, ou, dy.data, ody, tile, state, o, bn,
+                                                    cn, unj, False)
+            else:       # any layout of dy (e.g. a broadcast one): this step's row gathered
+                for j in range(nj):
+                    state[STATE_DY + j] = dy.data[dy_base + j * s_yd + q * s_yl]
+                acc_b, acc_c = _adjoint_step_n1(u.data, ou, state, STATE_DY, tile, state, o, bn,
+                                                cn, unj, plan.softplus)
+            odu, odd = _U(du_base + q * s_gl), _U(ddt_base + q * s_ddl)
+            if acc_du:
+                _copy_out_step_n1(tile, o, du.data, odu, ddt.data, odd, unj, True)
             else:
-                acc_b, acc_c = _adjoint_step_n1(rows, state, coeffs, sums, bn, cn, nj, False,
-                                                False)
+                _copy_out_step_n1(tile, o, du.data, odu, ddt.data, odd, unj, False)
             grads.dB[blk, b, k, g, q, 0] = acc_b
             grads.dC[blk, b, k, g, q, 0] = acc_c
         for j in range(nj):
-            acc.dA[0, j] += sda[j]
-            acc.dbias[j] += sdb[j]
-            acc.dD[j] += sdd[j]
+            acc.dA[0, j] += state[STATE_SDA + j]
+            acc.dbias[j] += state[STATE_SDB + j]
+            acc.dD[j] += state[STATE_SDD + j]
     for j in range(nj):
         grads.dA[b, k, d0 + j, 0] = acc.dA[0, j]
         grads.dD[b, k, d0 + j] = acc.dD[j]
@@ -825,11 +849,12 @@ def _backward_program(p, prob, plan, adjoint, grads):
     acc = Accumulators(np.zeros((n_state, BLOCK_D), np.float64), np.zeros(BLOCK_D, np.float64),
                        np.zeros(BLOCK_D, np.float64))
     fused = _fused_n1(prob, plan, (grads.du.strides[2], grads.ddelta.strides[2]))
-    work_n1 = _work_n1(f)
+    tile_n1, state_n1 = np.zeros(TILE_SIZE, f), np.zeros(STATE_SIZE, f)
     for k in range(plan.routes):
         _load_route_params(prob, k, d0, nj, params)
         if fused:
-            _backward_route_n1(p, k, prob, plan, adjoint, grads, params, work_n1, acc)
+            _backward_route_n1(p, k, prob, plan, adjoint, grads, params, tile_n1, state_n1,
+                               acc)
         else:
             _backward_route(p, k, prob, plan, adjoint, grads, params, tiles, work, acc)
 

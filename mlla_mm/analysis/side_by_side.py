@@ -10,6 +10,10 @@ ViT-Ti for Vim-Ti).
 * **forward**: eval mode, ``torch.no_grad()``.
 * **train**: train mode, forward + backward of the mean of all outputs, gradients dropped
   after each step (``p.grad = None``), as :mod:`mlla_mm.analysis.benchmark`.
+* **allocator**: the timing workers tune malloc as ``tools/train.py`` does
+  (:mod:`mlla_mm.utils.cpu_allocator`: freed memory kept for the next pass, no page faults
+  per step) -- this tree's module, so a baseline tree from before it is timed the same way;
+  ``MLLA_CPU_ALLOCATOR=default`` times glibc's defaults. The memory workers keep the defaults.
 * **memory**: the growth of the process's peak resident memory during one training step, the
   peak reset just before it, each model in a fresh process (one small pass first, so one-time
   costs such as loading compiled kernels are not counted; see
@@ -215,6 +219,7 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
                                              threads=threads), tree, timeout)
             entry = result['checkouts'][label]
             entry['params'] = out['params']
+            entry['allocator'] = out.get('allocator')
             for name, per_case in out['times'].items():
                 for case, ms in per_case.items():
                     entry['times'][name].setdefault(case, []).extend(ms)
@@ -274,7 +279,9 @@ def markdown(result: Dict[str, Any]) -> str:
     m = result['machine']
     lines = [f"Measured on {m.get('label', '')}, {m.get('date', '')}; batch 1, "
              f"{result['threads'] or m.get('threads')} threads, median of "
-             f"{result['rounds'] * result['workers']} interleaved rounds per checkout.", '']
+             f"{result['rounds'] * result['workers']} interleaved rounds per checkout; malloc: "
+             + ', '.join(sorted({str(e.get('allocator')) for e in result['checkouts'].values()}))
+             + '.', '']
 
     def head(case):
         mode, size = case.split('@')
@@ -320,6 +327,18 @@ def markdown(result: Dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def _tools_allocator() -> bool:
+    """Tune malloc as the training tools do (:mod:`mlla_mm.utils.cpu_allocator`), loaded from
+    this file's tree whatever tree the worker measures."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'utils',
+                        'cpu_allocator.py')
+    spec = importlib.util.spec_from_file_location('_tools_cpu_allocator', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.keep_freed_memory()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='side-by-side worker (internal)')
     parser.add_argument('--worker')
@@ -327,8 +346,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         p = json.loads(args.worker)
+        kept = _tools_allocator()
         out = time_interleaved(p['backbones'], [tuple(c) for c in p['cases']], p['rounds'],
                                p.get('threads'), log=lambda s: print(s, file=sys.stderr))
+        out['allocator'] = 'freed memory kept (as tools/train.py)' if kept else 'glibc defaults'
+
     else:
         p = json.loads(args.memory_worker)
         out = train_memory(p['backbone'], p['size'], p.get('threads'))

@@ -75,12 +75,15 @@ _runners_built = 0
 
 
 def build_runner(cfg: Config):
-    """The config's runner. A second runner in one process (``tools/demo.py`` runs test,
-    train and test in one) gets a visualizer of its own: mmengine hands back the existing
-    instance of a name (the configs' ``name='visualizer'``), whose backends write into the
-    first run's folder."""
+    """The config's runner (malloc tuned first to keep freed memory for the next step:
+    :mod:`mlla_mm.utils.cpu_allocator`). A second runner in one process (``tools/demo.py``
+    runs test, train and test in one) gets a visualizer of its own: mmengine hands back the
+    existing instance of a name (the configs' ``name='visualizer'``), whose backends write
+    into the first run's folder."""
     global _runners_built
     from mmengine.registry import RUNNERS
+    from .cpu_allocator import keep_freed_memory
+    keep_freed_memory()     # steps reuse the memory the last one freed (no page faults)
     from mmengine.runner import Runner
     if _runners_built and cfg.get('visualizer') is not None:
         cfg.visualizer.name = f"{cfg.visualizer.get('name', 'visualizer')}_{_runners_built}"

@@ -170,7 +170,9 @@ def test_public_scans_are_operators():
 
 def test_a_second_copy_registers_its_own_namespace():
     """Another checkout's package loaded beside ours (``benchmark --against DIR``) registers
-    its operators under its own name instead of clashing with ``mlla_kernels``, and runs."""
+    its operators under its own name instead of clashing with ``mlla_kernels``, and runs; its
+    compiled numba kernels go to a cache folder of its own (cached code names its module: a
+    folder shared with ``mlla_kernels`` failed to load, "Can't get attribute 'WorkN1'")."""
     import os.path as osp
     import sys
 
@@ -180,6 +182,10 @@ def test_a_second_copy_registers_its_own_namespace():
         copy = load_checkout(osp.dirname(mlla_kernels.__file__), name=name)
         assert copy.library.NAMESPACE == name and hasattr(torch.ops, name)
         assert hasattr(getattr(torch.ops, name), 'routed_scan')
+        import importlib
+        from mlla_kernels import numba_cache
+        theirs = importlib.import_module(f'{name}.numba_cache').engine_cache_dir()
+        assert theirs == f'{numba_cache.engine_cache_dir()}-{name}'
         u, delta, A, B, C, D, _, bias = op_inputs(dim=2, height=3, width=4)
         args = (u[:, 0], delta, A.flatten(0, 1), B[:, :, 0], C[:, :, 0])
         torch.testing.assert_close(
