@@ -144,13 +144,22 @@ def _normaliser(q, kmean, z):
 
 @jit(inline=True)
 def _matvec(x, mat, out):
-    """out_h = x_h mat_h per head (mat (heads, d, d), rows of x's head h times mat[h])."""
+    """out_h = x_h mat_h per head (mat (heads, d, d), rows of x's head h times mat[h]).
+    Four rows of mat per pass over out_h: each pass is a load-add-store chain on out_h, so
+    adding one row at a time left the loop waiting on that chain (4x as many passes)."""
     heads, d = mat.shape[0], mat.shape[1]
+    quads = d - d % 4
     for h in range(heads):
         o = out[h * d:h * d + d]
+        xh = x[h * d:h * d + d]
         o[:] = 0
-        for j in range(d):
-            xj = x[h * d + j]
+        for j in range(0, quads, 4):
+            x0, x1, x2, x3 = xh[j], xh[j + 1], xh[j + 2], xh[j + 3]
+            r0, r1, r2, r3 = mat[h, j], mat[h, j + 1], mat[h, j + 2], mat[h, j + 3]
+            for e in range(d):
+                o[e] += (x0 * r0[e] + x1 * r1[e]) + (x2 * r2[e] + x3 * r3[e])
+        for j in range(quads, d):
+            xj = xh[j]
             row = mat[h, j]
             for e in range(d):
                 o[e] += xj * row[e]
