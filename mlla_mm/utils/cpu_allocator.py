@@ -10,8 +10,10 @@ stage-0 scan (4 routes, 128 x 128 map): its backward took 36-41 ms with the defa
 17-20 ms with freed memory kept, its outputs (25 MiB of ddelta) no longer faulted in inside
 the kernel. The same holds for every model (Swin-T's training step too), so
 :func:`keep_freed_memory` is process-wide: ``tools/train.py`` and ``tools/test.py`` call it
-(through :func:`mlla_mm.utils.launch.build_runner`), as do the benchmarks' timing workers, so
-that they time what the tools run.
+(through :func:`mlla_mm.utils.launch.build_runner`), as do the timing workers of the
+side-by-side benchmark (:mod:`mlla_mm.analysis.side_by_side`), so that they time what the tools
+run; the resolution-scaling benchmark (:mod:`mlla_mm.analysis.benchmark`) keeps glibc's
+defaults.
 
 What it does: ``mallopt(M_MMAP_THRESHOLD, 1 GiB)`` (allocations below it come from malloc's
 heap and are reused; glibc versions that refuse so high a value get 32 MiB, their maximum) and
