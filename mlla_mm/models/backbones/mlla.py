@@ -12,14 +12,13 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn import functional as F
 
 import mlla_kernels
 
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers import DropPath, MLLALinearAttention, check_kernel_backend, stochastic_depth_rates
-from ..layers.common import init_truncated_normal_, pad_to_multiple
+from ..layers.common import ChannelsLastConv2d, init_truncated_normal_, pad_to_multiple
 from ..layers.recompute import norm_linear
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
@@ -45,22 +44,14 @@ class ConvNormAct(BaseModule):
                  groups: int = 1, bias: bool = True, with_norm: bool = True,
                  with_act: bool = True, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=kernel_size // 2, groups=groups, bias=bias)
+        self.conv = ChannelsLastConv2d(in_channels, out_channels, kernel_size, stride=stride,
+                                       padding=kernel_size // 2, groups=groups, bias=bias)
         self.norm = nn.BatchNorm2d(out_channels) if with_norm else None
         # in place: neither the convolution's nor BatchNorm's backward needs its output
         self.act = nn.ReLU(inplace=True) if with_act else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Channels-last input *and* weight: oneDNN then runs the convolution and its backward
-        # on NHWC without reordering (the tokens are already NHWC). With an NCHW weight the
-        # patch merging's 1x1 and depthwise convs took 2-3x longer (CPU, docs/speed.md).
-        # (``.to``, not ``.contiguous``: a 1x1 kernel's NCHW strides also pass as channels-last
-        # contiguous, yet only NHWC strides make oneDNN pick NHWC.)
-        x = F.conv2d(x.to(memory_format=torch.channels_last),
-                     self.conv.weight.to(memory_format=torch.channels_last),
-                     self.conv.bias, self.conv.stride, self.conv.padding, self.conv.dilation,
-                     self.conv.groups)
+        x = self.conv(x)
         if self.norm is not None:
             x = self.norm(x)
         if self.act is not None:

@@ -32,6 +32,23 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
                      0, (h + multiple - 1) // multiple * multiple - h))
 
 
+class ChannelsLastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, keys and init) that runs on channels-last memory: the
+    input and the weight are given NHWC strides before the convolution (the output comes out
+    channels-last; shapes stay NCHW).
+
+    oneDNN picks NHWC only when the weight's strides say so: a 1x1 kernel's NCHW strides also
+    pass ``is_contiguous(memory_format=torch.channels_last)``, so ``.to(memory_format=...)`` is
+    used rather than ``.contiguous(...)``. On tokens (already NHWC in memory) this removed the
+    reorders oneDNN ran around every convolution: MLLA's patch merging 2-3x faster forward and
+    backward on a CPU (docs/speed.md).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x.to(memory_format=torch.channels_last),
+                                  self.weight.to(memory_format=torch.channels_last), self.bias)
+
+
 class DropPath(nn.Module):
     """Stochastic depth as a module (identity at eval or when ``drop_prob == 0``)."""
 
