@@ -22,7 +22,12 @@ when numba imports (float64: ``torch``), and ``torch`` otherwise; the environmen
 of :data:`mlla_kernels.backends.BACKENDS_TABLE`; :func:`available_backends` lists what can run
 here. Backends are imported on first use.
 """
-import torch
+# First, before torch loads libgomp: short OpenMP spin-waits (see openmp.py).
+from .openmp import shorten_openmp_spin
+
+shorten_openmp_spin()
+
+import torch  # noqa: E402
 
 # The subpackages share names with the entry points below; importing them first makes the
 # functions win the package attributes (a lazy first import would rebind the name to the module).

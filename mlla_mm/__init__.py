@@ -13,6 +13,7 @@ and registers every model into the registries of mmengine and of whichever of
 mmdet, mmseg, mmpose and mmpretrain are installed, and lets configs name ours as
 ``mlla_mm::NAME.py`` (:mod:`mlla_mm.utils.package_configs`).
 """
+import mlla_kernels  # noqa: F401  (first: shortens OpenMP's spin-waits before torch loads it)
 from . import compat  # noqa: F401  (applies shims on import)
 from . import models  # noqa: F401  (registers backbones)
 from . import engine  # noqa: F401  (registers optimizer constructors)
