@@ -36,21 +36,33 @@ OPENMP_WAIT_VARS = ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY')
 #: whether this process's libgomp reads a chosen waiting (ours or the user's); set on import
 #: of mlla_kernels by :func:`shorten_openmp_spin`
 configured_before_torch = None
+#: whether :func:`shorten_openmp_spin` put ``GOMP_SPINCOUNT`` into this process's environment
+#: (child processes inherit it; the side-by-side benchmark takes it out again, so that each
+#: checkout it measures runs as its own tools do)
+set_by_import = False
 
 
-def shorten_openmp_spin(environ=os.environ) -> bool:
-    """Set ``GOMP_SPINCOUNT`` to :data:`SPIN_COUNT` unless the waiting is chosen already
-    (``GOMP_SPINCOUNT``/``OMP_WAIT_POLICY`` set, or ``MLLA_OPENMP_SPIN=default``). Returns
-    whether this process's OpenMP runtime reads a chosen waiting: False when torch was imported
-    before the variable was set (libgomp has read its environment; child processes get it)."""
-    global configured_before_torch
+def shorten_openmp_spin(environ=None) -> bool:
+    """Set ``GOMP_SPINCOUNT`` to :data:`SPIN_COUNT` in ``environ`` (default: this process's)
+    unless the waiting is chosen already (``GOMP_SPINCOUNT``/``OMP_WAIT_POLICY`` set, or
+    ``MLLA_OPENMP_SPIN=default``). Returns whether this process's OpenMP runtime reads a chosen
+    waiting: False when torch was imported before (libgomp has read its environment; child
+    processes still get the variable). Only a call on the process's environment updates
+    :data:`configured_before_torch` and :data:`set_by_import`."""
+    global configured_before_torch, set_by_import
+    own = environ is None
+    environ = os.environ if own else environ
     if environ.get(ENV, '').strip().lower() == 'default' or any(
             name in environ for name in OPENMP_WAIT_VARS):
-        configured_before_torch = True    # the user's choice, whenever it was made
-        return True
-    environ['GOMP_SPINCOUNT'] = str(SPIN_COUNT)
-    configured_before_torch = 'torch' not in sys.modules
-    return configured_before_torch
+        configured = True    # the user's choice, whenever it was made
+    else:
+        environ['GOMP_SPINCOUNT'] = str(SPIN_COUNT)
+        configured = 'torch' not in sys.modules
+        if own:
+            set_by_import = True
+    if own:
+        configured_before_torch = configured
+    return configured
 
 
 HINT = ('libgomp was loaded (import torch) before mlla_kernels could shorten its spin-waits: '

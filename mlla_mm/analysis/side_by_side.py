@@ -146,8 +146,13 @@ def train_memory(backbone: Any, size: int, threads: Optional[int] = None,
 # driving the workers
 # --------------------------------------------------------------------------------------
 def _tree_env(tree: Optional[str]) -> Dict[str, str]:
-    """Environment whose ``mlla_mm`` and ``mlla_kernels`` come from ``tree`` (None: ours)."""
+    """Environment whose ``mlla_mm`` and ``mlla_kernels`` come from ``tree`` (None: ours).
+    Without the OpenMP spin count our import set (:mod:`mlla_kernels.openmp`): each tree's
+    own import decides, as in its tools (a value the user set stays)."""
+    from mlla_kernels import openmp
     env = dict(os.environ)
+    if openmp.set_by_import:
+        env.pop('GOMP_SPINCOUNT', None)
     if tree is None:
         env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
         return env
