@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from . import routes
+from . import openmp, routes
 from .backends import (  # noqa: F401  (re-exported: callers name them as dispatch.*)
     ALL_FLOATS, BACKENDS, BACKENDS_TABLE, ENV_VAR, HALF_AND_SINGLE, KERNEL_BACKENDS, TABLE,
     Backend, _dtype_names, auto_backend, available_backends, numba_status, triton_interpret,
@@ -293,6 +293,8 @@ def get_impl(op: str, backend: str):
     """The implementation of operation ``op`` on a concrete backend (imported lazily): the
     function ``<op>_<backend>`` of ``mlla_kernels.<op's folder>.<backend>`` if there is one,
     else the operation mapped onto the backend's engine (:func:`mlla_kernels.routes.bind`)."""
+    if backend == 'numba':
+        openmp.warn_if_spinning()   # once: its threads would share cores with spinning ones
     module = _op_module(op, backend)
     fn = None if module is None else getattr(module, f'{op}_{backend}', None)
     if fn is None:

@@ -17,8 +17,9 @@ be in the environment before that: :func:`shorten_openmp_spin` runs first thing 
 ``import mlla_kernels`` (and ``import mlla_mm`` imports mlla_kernels first), which is before
 torch in ``tools/train.py``, ``tools/test.py``, ``tools/demo.py`` and ``tools/infer.py``.
 A process that imported torch earlier (another codebase's tools with ``custom_imports``) keeps
-the long spins: set ``GOMP_SPINCOUNT=10000`` in its environment (child processes started later
-get it from here either way). A ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` already set is left
+the long spins and is warned once, when a numba kernel first runs on several threads
+(:func:`warn_if_spinning`): set ``GOMP_SPINCOUNT=10000`` in its environment (child processes
+started later get it from here either way). A ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` already set is left
 alone; ``MLLA_OPENMP_SPIN=default`` leaves libgomp's default.
 
 This module imports nothing but the standard library (it must run before torch loads).
@@ -71,4 +72,21 @@ HINT = ('libgomp was loaded (import torch) before mlla_kernels could shorten its
         'environment, or import mlla_mm before torch (see mlla_kernels/openmp.py).')
 
 
-__all__ = ['shorten_openmp_spin', 'HINT', 'SPIN_COUNT', 'ENV']
+_warned = False
+
+
+def warn_if_spinning() -> None:
+    """Warn once per process when the numba kernels are about to run on several threads beside
+    libgomp workers that spin long (torch was imported before mlla_kernels, the user chose no
+    waiting). Called by :func:`mlla_kernels.dispatch.get_impl` for the numba backend."""
+    global _warned
+    if _warned or configured_before_torch is not False:
+        return
+    import torch
+    if torch.get_num_threads() > 1:
+        import warnings
+        _warned = True
+        warnings.warn(HINT, RuntimeWarning, stacklevel=3)
+
+
+__all__ = ['shorten_openmp_spin', 'warn_if_spinning', 'HINT', 'SPIN_COUNT', 'ENV']

@@ -6,7 +6,6 @@ the runner itself is mmengine's, so every OpenMMLab convention (work_dirs,
 ``--resume``, ``--cfg-options``, hooks, logging) holds.
 """
 import json
-import logging
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -75,15 +74,6 @@ def check_data(cfg: Config, loaders: Sequence[str], config: str) -> None:
 _runners_built = 0
 
 
-def _hint_openmp_spin() -> None:
-    """Say so when torch was imported before mlla_kernels could shorten libgomp's spin-waits
-    (:mod:`mlla_kernels.openmp`) and the numba kernels will run on more than one thread."""
-    from mlla_kernels import openmp
-    if (openmp.configured_before_torch is False and torch.get_num_threads() > 1
-            and not torch.cuda.is_available()):
-        from mmengine.logging import print_log
-        print_log(openmp.HINT, logger='current', level=logging.WARNING)
-
 
 def build_runner(cfg: Config):
     """The config's runner (malloc tuned first to keep freed memory for the next step:
@@ -95,7 +85,6 @@ def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from .cpu_allocator import keep_freed_memory
     keep_freed_memory()     # steps reuse the memory the last one freed (no page faults)
-    _hint_openmp_spin()
     from mmengine.runner import Runner
     if _runners_built and cfg.get('visualizer') is not None:
         cfg.visualizer.name = f"{cfg.visualizer.get('name', 'visualizer')}_{_runners_built}"

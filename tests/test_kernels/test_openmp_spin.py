@@ -62,3 +62,29 @@ def test_import_before_torch_shortens_the_spin():
     ours = _probe()
     assert ours['gomp'] == str(openmp.SPIN_COUNT)
     assert ours['spin_ms'] < default['spin_ms'] / 3, (ours, default)
+
+
+WARN_PROBE = r'''
+import warnings
+import torch   # first: libgomp has read its environment before mlla_kernels is imported
+import mlla_kernels
+torch.set_num_threads(THREADS)
+x = torch.randn(1, 8, 8, 4)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    for _ in range(2):
+        mlla_kernels.depthwise_conv2d(x, torch.randn(4, 3, 3), backend='numba')
+print(sum('GOMP_SPINCOUNT' in str(w.message) for w in caught))
+'''
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize('threads,warnings', [(2, 1), (1, 0)])
+def test_torch_first_warns_once_on_several_threads(threads, warnings):
+    pytest.importorskip('numba')
+    environ = {k: v for k, v in os.environ.items()
+               if k not in (*openmp.OPENMP_WAIT_VARS, openmp.ENV)}
+    out = subprocess.run([sys.executable, '-c', WARN_PROBE.replace('THREADS', str(threads))],
+                         capture_output=True, text=True, env=dict(environ, PYTHONPATH=ROOT),
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == str(warnings)
