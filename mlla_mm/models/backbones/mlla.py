@@ -18,7 +18,8 @@ import mlla_kernels
 from ...registry import register_model
 from ...utils.checkpoint import StateDict
 from ..layers import DropPath, MLLALinearAttention, check_kernel_backend, stochastic_depth_rates
-from ..layers.common import ChannelsLastConv2d, init_truncated_normal_, pad_to_multiple
+from ..layers.common import (ChannelsLastConv2d, init_truncated_normal_, pad_to_multiple,
+                             recompute_in_backward)
 from ..layers.recompute import norm_linear
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
@@ -171,9 +172,17 @@ class MLLAPatchMerging(BaseModule):
             ConvNormAct(hidden, hidden, 3, stride=2, groups=hidden, with_norm=False),
             ConvNormAct(hidden, out_dims, 1, with_act=False))
 
+    def _expand(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv[1](self.conv[0](x))
+
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
         x = pad_to_multiple(tokens_to_map(x, hw_shape), 2)
-        x = self.conv(x)
+        # The 8C-wide map between the 1x1 and the strided depthwise conv is the largest
+        # activation of a stage (32 MB per image at stage 0 of MLLA-T at 512^2): computed again
+        # in the backward instead of kept (no BatchNorm in these two convs, so the running
+        # statistics see one forward). ~2 % of a training step for ~7 % less memory.
+        x = recompute_in_backward(self._expand, x)
+        x = self.conv[2](x)
         return map_to_tokens(x), (x.shape[2], x.shape[3])
 
 
