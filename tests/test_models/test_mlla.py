@@ -386,3 +386,26 @@ def test_pretrained_missing_file(tmp_path):
     model = MLLA(arch=SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
     with pytest.raises(FileNotFoundError, match='nowhere/MLLA_T.pth'):
         model.init_weights()
+
+
+def test_channels_last_conv_is_the_plain_conv():
+    """ChannelsLastConv2d (MLLA's stem and patch merging): nn.Conv2d's keys, values and
+    gradients, run on NHWC memory -- also for a 1x1 kernel, whose NCHW strides pass as
+    channels-last contiguous (oneDNN would otherwise reorder around the convolution)."""
+    from mlla_mm.models.layers.common import ChannelsLastConv2d
+    for kernel, stride, groups in ((1, 1, 1), (3, 2, 8), (3, 1, 1)):
+        torch.manual_seed(0)
+        plain = nn.Conv2d(8, 16 if groups == 1 else 8, kernel, stride, kernel // 2,
+                          groups=groups)
+        ours = ChannelsLastConv2d(8, plain.out_channels, kernel, stride, kernel // 2,
+                                  groups=groups)
+        ours.load_state_dict(plain.state_dict())
+        x = torch.randn(2, 8, 9, 7, requires_grad=True)
+        out = ours(x)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, plain(x), rtol=1e-5, atol=1e-5)
+        g1 = torch.autograd.grad(out.square().sum(), [x, ours.weight, ours.bias])
+        g2 = torch.autograd.grad(plain(x).square().sum(), [x, plain.weight, plain.bias])
+        for a, b in zip(g1, g2):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        assert ours.weight.is_contiguous()   # the parameter itself is left as it was

@@ -60,3 +60,34 @@ def test_vim_mixer_keeps_less_for_backward(monkeypatch):
     _, kept_plain = saved_bytes(lambda: mixer(tokens))
     conv_output = (40 + mixer.d_conv - 1) * mixer.d_inner * 4
     assert kept_plain - kept >= 2 * conv_output
+
+
+def test_mlla_patch_merging_keeps_no_wide_map():
+    """MLLA's patch merging recomputes its 8C-wide map (1x1 conv + ReLU, the strided depthwise
+    conv's input) in the backward; the values and every gradient are those of plain calls."""
+    from mlla_mm.models.backbones.mlla import MLLAPatchMerging
+    torch.manual_seed(0)
+    merge = MLLAPatchMerging(8).train()
+    x = torch.randn(2, 6 * 6, 8, requires_grad=True)
+
+    def run():
+        shapes = []
+
+        def pack(t):
+            shapes.append(tuple(t.shape))
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out, hw = merge(x, (6, 6))
+        return out, shapes
+    out, shapes = run()
+    assert (2, 64, 6, 6) not in shapes, shapes
+    grads = torch.autograd.grad(out.square().sum(), [x, *merge.parameters()])
+
+    def plain(t):   # the same convs without the recompute
+        m = t.transpose(1, 2).reshape(2, 8, 6, 6)
+        return merge.conv(m).flatten(2).transpose(1, 2)
+    expected = plain(x)
+    ref = torch.autograd.grad(expected.square().sum(), [x, *merge.parameters()])
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b)
