@@ -14,11 +14,26 @@ Under pytest-xdist (``make test`` runs ``-n 2``) each worker gets its share of t
 torch (and for the tools it starts), and the tests of one ``tests/e2e/`` module stay on one
 worker: they share the runs their module fixtures make (unit tests are dealt one by one).
 """
+import importlib.util
 import os
 import os.path as osp
 
 import pytest
-import torch
+
+
+def _shorten_openmp_spin():
+    """Before torch loads libgomp, as ``import mlla_kernels`` does for the tools
+    (mlla_kernels/openmp.py, loaded by path: the package itself imports torch)."""
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'mlla_kernels', 'openmp.py')
+    spec = importlib.util.spec_from_file_location('_tests_openmp', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.shorten_openmp_spin()
+
+
+_shorten_openmp_spin()
+
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
