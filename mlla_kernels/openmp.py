@@ -10,7 +10,7 @@ threads), one MLLA-T stage-0 block: linear attention 7.4 -> 4.1 ms forward, 19 -
 backward, depthwise convs 3.6 -> 2.2 / 7.8 -> 4.5 ms; training steps at 512² (median of two
 runs): Vim-Ti 894 -> 610 ms, MLLA-T 1170 -> 1026, VMamba-T 1166 -> 1090, while Swin-T and
 ViT-Ti, which have no numba kernel, measured the same with 10000 spins (1046 / 988 ms, 441 /
-446 ms); with no spinning at all (``OMP_WAIT_POLICY=PASSIVE``) Swin-T lost ~5 %.
+446 ms); with no spinning at all (``OMP_WAIT_POLICY=PASSIVE``) Swin-T lost ~6 %.
 
 libgomp reads its environment once, when it is loaded (``import torch``), so the setting has to
 be in the environment before that: :func:`shorten_openmp_spin` runs first thing in
@@ -19,8 +19,9 @@ torch in ``tools/train.py``, ``tools/test.py``, ``tools/demo.py`` and ``tools/in
 A process that imported torch earlier (another codebase's tools with ``custom_imports``) keeps
 the long spins and is warned once, when a numba kernel first runs on several threads
 (:func:`warn_if_spinning`): set ``GOMP_SPINCOUNT=10000`` in its environment (child processes
-started later get it from here either way). A ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` already set is left
-alone; ``MLLA_OPENMP_SPIN=default`` leaves libgomp's default.
+started later get it from here either way). A ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` already
+set is left alone; ``MLLA_OPENMP_SPIN=default`` leaves libgomp's default (a demo-sized model,
+whose step is many small PyTorch ops, may prefer it: docs/speed.md).
 
 This module imports nothing but the standard library (it must run before torch loads).
 """

@@ -74,7 +74,6 @@ def check_data(cfg: Config, loaders: Sequence[str], config: str) -> None:
 _runners_built = 0
 
 
-
 def build_runner(cfg: Config):
     """The config's runner (malloc tuned first to keep freed memory for the next step:
     :mod:`mlla_mm.utils.cpu_allocator`). A second runner in one process (``tools/demo.py``
