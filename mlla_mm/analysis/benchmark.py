@@ -472,6 +472,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='--side-by-side: worker processes per checkout (rounds pooled)')
     parser.add_argument('--memory-sizes', nargs='*', type=int, default=[512],
                         help='--side-by-side: sizes of the training-memory measurement')
+    parser.add_argument('--memory-repeats', type=int, default=1,
+                        help='--side-by-side: fresh processes per memory measurement (median; '
+                        'one moves by about ±5 %%)')
     parser.add_argument('--baseline', default=None, metavar='TREE',
                         help='--side-by-side: also run the code of this source tree (before), '
                         'alternating with this one')
@@ -492,7 +495,7 @@ def side_by_side(args) -> None:
                                                              ('after', None)]
     result = run_side_by_side(backbones, sizes, args.modes, args.rounds or 3, args.workers,
                               args.memory_sizes, checkouts, args.threads,
-                              args.timeout_per_case * 10)
+                              args.timeout_per_case * 10, memory_repeats=args.memory_repeats)
     os.makedirs(args.out_dir, exist_ok=True)
     table = markdown(result)
     with open(os.path.join(args.out_dir, 'side_by_side.md'), 'w') as f:

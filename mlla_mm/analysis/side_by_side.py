@@ -187,7 +187,8 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
                      rounds: int = 3, workers: int = 1, memory_sizes: Sequence[int] = (512,),
                      checkouts: Sequence[Tuple[str, Optional[str]]] = (('this', None),),
                      threads: Optional[int] = None, timeout: Optional[float] = 3600,
-                     log: Callable[[str], None] = print) -> Dict[str, Any]:
+                     log: Callable[[str], None] = print,
+                     memory_repeats: int = 1) -> Dict[str, Any]:
     """Time every backbone per mode and size, interleaved, and measure training memory.
 
     Args:
@@ -200,23 +201,29 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
             of a checkout's workers are pooled.
         memory_sizes: sizes at which training memory is measured (fresh process per model);
             empty: none.
+        memory_repeats: fresh processes per model, checkout and size, run alternating; the
+            median is reported (one measurement moves by about ±5 % on a 2-core box: glibc's
+            heap), every sample is kept under ``'memory_samples'``.
         checkouts: ``(label, tree)`` pairs; tree None is the code this file belongs to.
         threads: torch CPU threads in the workers.
         timeout: seconds per worker.
 
     Returns:
         ``{'checkouts': {label: {'times': {name: {case: [ms]}}, 'memory': {name: {size: MB}},
-        'params': {...}}}, 'cases': [...], 'backbones': [...], 'machine': {...}}``.
+        'memory_samples': {name: {size: [MB]}}, 'params': {...}}}, 'cases': [...],
+        'backbones': [...], 'memory_repeats': n, 'machine': {...}}``.
     """
     specs = [resolve_spec(b) for b in backbones]
     names = [s['name'] for s in specs]
     cases = [(mode, size) for mode in modes for size in sorted(sizes)]
     result: Dict[str, Any] = dict(backbones=names, cases=[f'{m}@{s}' for m, s in cases],
                                   rounds=rounds, workers=workers, threads=threads,
-                                  machine=machine_info('cpu'), checkouts={})
+                                  memory_repeats=memory_repeats, machine=machine_info('cpu'),
+                                  checkouts={})
     for label, _ in checkouts:
-        result['checkouts'][label] = dict(times={n: {} for n in names}, memory={n: {}
-                                                                                for n in names})
+        result['checkouts'][label] = dict(times={n: {} for n in names},
+                                          memory={n: {} for n in names},
+                                          memory_samples={n: {} for n in names})
     for w in range(workers):
         for label, tree in checkouts:
             start = time.time()
@@ -233,13 +240,20 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
                                              for v in out['times'][n].values())
                           for n in names))
     for size in memory_sizes:
-        for name, spec in zip(names, specs):
-            for label, tree in checkouts:
-                mb = _run_worker('memory-worker', dict(backbone=spec, size=size,
-                                                       threads=threads), tree, timeout)
-                result['checkouts'][label]['memory'][name][str(size)] = mb
-                log(f'memory [{label}] {name} train {size}: {mb:.0f} MB' if mb is not None
-                    else f'memory [{label}] {name}: not measurable here')
+        for _ in range(memory_repeats):
+            for name, spec in zip(names, specs):
+                for label, tree in checkouts:
+                    mb = _run_worker('memory-worker', dict(backbone=spec, size=size,
+                                                           threads=threads), tree, timeout)
+                    samples = result['checkouts'][label]['memory_samples'][name]
+                    samples.setdefault(str(size), []).extend([] if mb is None else [mb])
+                    log(f'memory [{label}] {name} train {size}: {mb:.0f} MB' if mb is not None
+                        else f'memory [{label}] {name}: not measurable here')
+        for label, _ in checkouts:
+            entry = result['checkouts'][label]
+            for name in names:
+                samples = entry['memory_samples'][name][str(size)]
+                entry['memory'][name][str(size)] = _median(samples)
     return result
 
 
@@ -284,7 +298,9 @@ def markdown(result: Dict[str, Any]) -> str:
     m = result['machine']
     lines = [f"Measured on {m.get('label', '')}, {m.get('date', '')}; batch 1, "
              f"{result['threads'] or m.get('threads')} threads, median of "
-             f"{result['rounds'] * result['workers']} interleaved rounds per checkout; malloc: "
+             f"{result['rounds'] * result['workers']} interleaved rounds per checkout"
+             + (f"; memory: median of {result['memory_repeats']} fresh processes"
+                if result.get('memory_repeats', 1) > 1 else '') + '; malloc: '
              + ', '.join(sorted({str(e.get('allocator')) for e in result['checkouts'].values()}))
              + '.', '']
 

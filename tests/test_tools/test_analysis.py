@@ -101,19 +101,23 @@ def test_benchmark_isolated_case_measures_memory():
 @pytest.mark.e2e   # worker processes: not in make test-fast
 def test_side_by_side_times_a_tree_and_this_one_in_workers(tmp_path):
     """--side-by-side: a worker per checkout (here this tree twice, one as the baseline) times
-    every case of every round and measures training memory in a fresh process per model."""
+    every case of every round and measures training memory in fresh processes per model (three
+    here, alternating: the median is reported, the samples kept)."""
     from mlla_mm.analysis.side_by_side import markdown, run_side_by_side
     root = osp.join(osp.dirname(__file__), '..', '..')
     toy = f'toy={{"type": "{__name__}:ToyConvNet"}}'
     result = run_side_by_side([toy], [32], ('forward', 'train'), rounds=2, memory_sizes=[32],
                               checkouts=[('before', root), ('after', None)], threads=1,
-                              timeout=300, log=lambda s: None)
+                              timeout=300, log=lambda s: None, memory_repeats=3)
     assert set(result['checkouts']) == {'before', 'after'}
     for checkout in result['checkouts'].values():
         assert {case: len(ms) for case, ms in checkout['times']['toy'].items()} == \
             {'forward@32': 2, 'train@32': 2}
-        assert checkout['memory']['toy']['32'] >= 0
-    assert '| toy |' in markdown(result)
+        samples = checkout['memory_samples']['toy']['32']   # three fresh processes, the median
+        assert len(samples) == 3 and min(samples) >= 0
+        assert checkout['memory']['toy']['32'] == sorted(samples)[1]
+    table = markdown(result)
+    assert '| toy |' in table and 'memory: median of 3 fresh processes' in table
 
 
 def test_benchmark_script_is_the_module_cli(tmp_path, capsys):
