@@ -245,14 +245,14 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
                 for label, tree in checkouts:
                     mb = _run_worker('memory-worker', dict(backbone=spec, size=size,
                                                            threads=threads), tree, timeout)
-                    samples = result['checkouts'][label]['memory_samples'][name]
-                    samples.setdefault(str(size), []).extend([] if mb is None else [mb])
+                    per_size = result['checkouts'][label]['memory_samples'][name]
+                    per_size.setdefault(str(size), []).extend([] if mb is None else [mb])
                     log(f'memory [{label}] {name} train {size}: {mb:.0f} MB' if mb is not None
                         else f'memory [{label}] {name}: not measurable here')
         for label, _ in checkouts:
             entry = result['checkouts'][label]
             for name in names:
-                samples = entry['memory_samples'][name][str(size)]
+                samples = entry['memory_samples'][name].get(str(size), [])
                 entry['memory'][name][str(size)] = _median(samples)
     return result
 
