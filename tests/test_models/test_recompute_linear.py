@@ -1,15 +1,17 @@
-"""mlla_mm.models.layers.recompute against PyTorch's own ops: gelu_linear (the MLP's
-fc2(GELU(h)), GELU recomputed in the backward) and norm_linear (LN(x) then linear layers, LN
-recomputed): same forward bit for bit, same gradients, less kept for the backward."""
+"""mlla_mm.models.layers.recompute against the plain ops: gelu_linear (the MLP's fc2(GELU(h)),
+GELU recomputed in the backward) and norm_linear (LN(x) then linear layers, LN recomputed):
+same forward bit for bit, same gradients, less kept for the backward. The plain linear layer is
+the package's (:mod:`mlla_mm.models.layers.linear`: F.linear, on oneDNN in CPU float32)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mlla_mm.models.layers.linear import Linear, linear
 from mlla_mm.models.layers.recompute import gelu_linear, norm_linear
 
 
 def _reference(h, weight, bias):
-    return F.linear(F.gelu(h), weight, bias)
+    return linear(F.gelu(h), weight, bias)
 
 
 def _inputs(dtype=torch.float32, shape=(2, 13, 24), out=8, bias=True, seed=0):
@@ -94,7 +96,7 @@ def _norm_and_linears(channels=24, outs=(16, 8), bias=True, affine=True, dtype=t
         with torch.no_grad():
             norm.weight.uniform_(0.5, 1.5)
             norm.bias.uniform_(-0.5, 0.5)
-    linears = [torch.nn.Linear(channels, out, bias=bias).to(dtype) for out in outs]
+    linears = [Linear(channels, out, bias=bias).to(dtype) for out in outs]
     return norm, linears
 
 
@@ -110,7 +112,7 @@ def _run_norm_linear(fn, x, norm, linears, douts):
 
 def _norm_linear_reference(x, norm, *linears):
     u = norm(x)
-    return tuple(linear(u) for linear in linears)
+    return tuple(layer(u) for layer in linears)
 
 
 @pytest.mark.parametrize('bias', [True, False])

@@ -20,6 +20,7 @@ from torch import nn
 from ...registry import register_model
 from ..layers import DropPath, stochastic_depth_rates
 from ..layers.common import init_truncated_normal_, pad_to_multiple
+from ..layers.linear import Linear
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
 from ..layers.unified_attention import UnifiedDesign, UnifiedLinearAttention
@@ -57,7 +58,7 @@ class LinearAttentionBlock(TokenBlock):
         self.norm1 = nn.LayerNorm(c)
         self.attn = UnifiedLinearAttention(c, num_heads, design, d_state=d_state,
                                            qkv_bias=qkv_bias, kernel_backend=kernel_backend)
-        self.proj = nn.Linear(c, c)
+        self.proj = Linear(c, c)
         self.drop_path = DropPath(drop_path_rate)
         self._add_mlp(c, mlp_ratio, with_cpe)
 
@@ -103,13 +104,13 @@ class MambaBlock(TokenBlock):
         self.with_mlp = design.block == 'mamba_mlp'
         self.cpe1 = DepthwiseResidual(c) if with_cpe else None
         self.norm1 = nn.LayerNorm(c)
-        self.in_proj = nn.Linear(c, inner)
-        self.act_proj = nn.Linear(c, inner)
+        self.in_proj = Linear(c, inner)
+        self.act_proj = Linear(c, inner)
         self.dwc = nn.Conv2d(inner, inner, 3, padding=1, groups=inner)
         self.act = nn.SiLU()
         self.attn = UnifiedLinearAttention(inner, num_heads, design, d_state=d_state,
                                            qkv_bias=qkv_bias, kernel_backend=kernel_backend)
-        self.out_proj = nn.Linear(inner, c)
+        self.out_proj = Linear(inner, c)
         self.drop_path = DropPath(drop_path_rate)
         if self.with_mlp:
             self._add_mlp(c, mlp_ratio, with_cpe)
@@ -151,7 +152,7 @@ class PatchMerging(BaseModule):
     def __init__(self, embed_dims: int, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(4 * embed_dims)
-        self.reduction = nn.Linear(4 * embed_dims, 2 * embed_dims, bias=False)
+        self.reduction = Linear(4 * embed_dims, 2 * embed_dims, bias=False)
 
     def forward(self, x: torch.Tensor, hw_shape: HWShape) -> Tuple[torch.Tensor, HWShape]:
         x = pad_to_multiple(tokens_to_map(x, hw_shape), 2)

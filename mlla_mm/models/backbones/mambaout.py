@@ -23,6 +23,7 @@ from torch import nn
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
 from ..layers.common import DropPath, init_truncated_normal_, stochastic_depth_rates
+from ..layers.linear import Linear
 from .base import DenseBackbone
 
 # Upstream builds every norm as LayerNorm(eps=1e-6).
@@ -106,11 +107,11 @@ class GatedCNNBlock(BaseModule):
                              f'channels; need 0 < conv channels <= hidden width {hidden}')
         self.split_sizes = (hidden, hidden - conv_channels, conv_channels)
         self.norm = _layer_norm(embed_dims)
-        self.fc1 = nn.Linear(embed_dims, 2 * hidden)
+        self.fc1 = Linear(embed_dims, 2 * hidden)
         self.act = nn.GELU()
         self.conv = nn.Conv2d(conv_channels, conv_channels, kernel_size,
                               padding=kernel_size // 2, groups=conv_channels)
-        self.fc2 = nn.Linear(hidden, embed_dims)
+        self.fc2 = Linear(hidden, embed_dims)
         self.drop_path = DropPath(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from ...utils.checkpoint import StateDict
 from ..layers import DropPath, MLLALinearAttention, check_kernel_backend, stochastic_depth_rates
 from ..layers.common import (ChannelsLastConv2d, init_truncated_normal_, pad_to_multiple,
                              recompute_in_backward)
+from ..layers.linear import Linear
 from ..layers.recompute import norm_linear
 from ..layers.tokens import (DepthwiseResidual, HWShape, TokenBlock, TokenStage,
                              forward_token_stages, map_to_tokens, tokens_to_map)
@@ -124,13 +125,13 @@ class MLLABlock(TokenBlock):
         self.kernel_backend = check_kernel_backend(kernel_backend, 'MLLABlock')
         self.cpe1 = DepthwiseResidual(c, kernel_backend)
         self.norm1 = nn.LayerNorm(c)
-        self.in_proj = nn.Linear(c, c)
-        self.act_proj = nn.Linear(c, c)
+        self.in_proj = Linear(c, c)
+        self.act_proj = Linear(c, c)
         self.dwc = nn.Conv2d(c, c, 3, padding=1, groups=c)
         self.act = nn.SiLU()
         self.attn = MLLALinearAttention(c, num_heads, qkv_bias=qkv_bias,
                                         kernel_backend=kernel_backend)
-        self.out_proj = nn.Linear(c, c)
+        self.out_proj = Linear(c, c)
         self.drop_path = DropPath(drop_path_rate)
         self._add_mlp(c, mlp_ratio, with_cpe=True, kernel_backend=kernel_backend)
 

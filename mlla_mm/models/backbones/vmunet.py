@@ -35,6 +35,7 @@ from torch import nn
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointError, StateDict
 from ..layers.common import CheckpointedBlock, DropPath, init_truncated_normal_
+from ..layers.linear import Linear
 from ..layers.mhs import MHS, MHSGatedMixer
 from .base import DenseBackbone
 from .vmamba import VSSStage
@@ -72,7 +73,7 @@ class PatchMerging(BaseModule):
 
     def __init__(self, embed_dims: int, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        self.reduction = nn.Linear(4 * embed_dims, 2 * embed_dims, bias=False)
+        self.reduction = Linear(4 * embed_dims, 2 * embed_dims, bias=False)
         self.norm = nn.LayerNorm(4 * embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +107,7 @@ class PatchExpand(BaseModule):
     def __init__(self, in_dims: int, out_dims: int, scale: int, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.scale = scale
-        self.expand = nn.Linear(in_dims, scale * scale * out_dims, bias=False)
+        self.expand = Linear(in_dims, scale * scale * out_dims, bias=False)
         self.norm = nn.LayerNorm(out_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

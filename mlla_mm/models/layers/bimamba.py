@@ -24,6 +24,7 @@ from torch import nn
 from mlla_kernels import bidirectional_selective_scan, depthwise_conv2d, dispatch
 
 from .common import recompute_in_backward
+from .linear import Linear, linear
 from .ssm import SSMInit, check_kernel_backend, resolve_dt_rank
 
 
@@ -69,14 +70,14 @@ class BiMambaMixer(BaseModule):
         self.dt_rank = resolve_dt_rank(dt_rank, embed_dims, 'BiMambaMixer')
         di, r, n = self.d_inner, self.dt_rank, self.d_state
 
-        self.in_proj = nn.Linear(embed_dims, 2 * di, bias=proj_bias)
-        self.out_proj = nn.Linear(di, embed_dims, bias=proj_bias)
+        self.in_proj = Linear(embed_dims, 2 * di, bias=proj_bias)
+        self.out_proj = Linear(di, embed_dims, bias=proj_bias)
         # One set per direction; the backward set carries the official "_b" suffix.
         for suffix in ('', '_b'):
             setattr(self, f'conv1d{suffix}',
                     nn.Conv1d(di, di, d_conv, groups=di, padding=d_conv - 1, bias=conv_bias))
-            setattr(self, f'x_proj{suffix}', nn.Linear(di, r + 2 * n, bias=False))
-            setattr(self, f'dt_proj{suffix}', nn.Linear(r, di, bias=True))
+            setattr(self, f'x_proj{suffix}', Linear(di, r + 2 * n, bias=False))
+            setattr(self, f'dt_proj{suffix}', Linear(r, di, bias=True))
         self.A_log = nn.Parameter(torch.empty(di, n))
         self.A_b_log = nn.Parameter(torch.empty(di, n))
         self.D = nn.Parameter(torch.empty(di))
@@ -144,8 +145,8 @@ class BiMambaMixer(BaseModule):
         r, n, di = self.dt_rank, self.d_state, self.d_inner
         weight, bias = self.in_proj.weight, self.in_proj.bias
         # x and z as two GEMMs: each comes out contiguous (no strided half of one output)
-        x = F.linear(hidden, weight[:di], None if bias is None else bias[:di])
-        z = F.linear(hidden, weight[di:], None if bias is None else bias[di:])
+        x = linear(hidden, weight[:di], None if bias is None else bias[:di])
+        z = linear(hidden, weight[di:], None if bias is None else bias[di:])
         if self._conv_runs_numba(x):
             u = self._fused_conv_silu(x)                                     # (B, 2, L, Di)
         else:

@@ -18,6 +18,7 @@ from torch import nn
 
 import mlla_kernels
 
+from .linear import Linear
 from .rope import RopeTables, rope_2d_tables
 from .ssm import check_kernel_backend
 
@@ -55,7 +56,7 @@ class MLLALinearAttention(BaseModule):
         self.num_heads = num_heads
         self.rope_base = rope_base
         self.kernel_backend = check_kernel_backend(kernel_backend, 'MLLALinearAttention')
-        self.qk = nn.Linear(embed_dims, 2 * embed_dims, bias=qkv_bias)
+        self.qk = Linear(embed_dims, 2 * embed_dims, bias=qkv_bias)
         self.lepe = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
 
     def forward(self, x: torch.Tensor, hw_shape: Tuple[int, int],

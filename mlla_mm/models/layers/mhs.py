@@ -30,6 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from mlla_kernels import Route, routed_selective_scan
 
+from .linear import Linear, linear
 from .ssm import RouteSSMParameters, SSMInit, check_kernel_backend, resolve_dt_rank
 
 #: The head families of MHS-VM in upstream's order, each with its pair of routes
@@ -309,7 +310,7 @@ class MHS(BaseModule):
             raise ValueError(f'MHS: with_proj=False needs embed_dims ({embed_dims}) divisible '
                              f'by the number of heads ({len(self.heads)})')
         self.with_proj = with_proj
-        self.x_ssproj = nn.Linear(embed_dims, inner, bias=False)
+        self.x_ssproj = Linear(embed_dims, inner, bias=False)
         for head in self.heads:
             self.add_module(f'scanhead_{head}', ScanHead(self.dim_sub, head, d_state=d_state,
                                                          dt_rank=dt_rank))
@@ -317,7 +318,7 @@ class MHS(BaseModule):
         self.routes = tuple(route for head in self.scan_heads() for route in head.routes)
         if with_proj:
             self.cat_norm = nn.LayerNorm(inner)
-            self.y_proj = nn.Linear(inner, embed_dims, bias=False)
+            self.y_proj = Linear(inner, embed_dims, bias=False)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -336,7 +337,7 @@ class MHS(BaseModule):
         batch, _, height, width = x.shape
         heads = self.scan_heads()
         # per-pixel projections as GEMMs over (pixels, channels), channels innermost
-        subspaces = F.linear(x.permute(0, 2, 3, 1), self.x_ssproj.weight)   # (B, H, W, h·s)
+        subspaces = linear(x.permute(0, 2, 3, 1), self.x_ssproj.weight)   # (B, H, W, h·s)
         ys = scan_subspaces(subspaces, [head.mambaeng for head in heads], self.routes,
                             self.kernel_backend)                            # (B, 4h, s, H, W)
         ys = ys.unflatten(1, (len(heads), -1)).flatten(0, 1)                # (B·h, 4, s, H, W)
@@ -374,7 +375,7 @@ class MHSGatedMixer(BaseModule):
     def __init__(self, embed_dims: int, conv_kernel: int = 3, dropout: float = 0.0,
                  init_cfg: Optional[dict] = None, **mhs_kwargs):
         super().__init__(init_cfg=init_cfg)
-        self.in_proj = nn.Linear(embed_dims, 2 * embed_dims, bias=False)
+        self.in_proj = Linear(embed_dims, 2 * embed_dims, bias=False)
         self.conv2d = nn.Conv2d(embed_dims, embed_dims, conv_kernel, padding=conv_kernel // 2,
                                 groups=embed_dims, bias=True)
         self.act = nn.SiLU()

@@ -9,7 +9,8 @@ Here the cheap elementwise op is recomputed in the backward instead:
 - :func:`norm_linear`: ``LN(x)`` followed by one or more linear layers, keeping ``x``.
 
 One elementwise pass more per backward (~1 % of an MLLA-T training step on a CPU) for ~15-20 %
-less activation memory (docs/speed.md). Forward values are PyTorch's own ops, bit for bit; the
+less activation memory (docs/speed.md). Forward values are those of the plain ops (GELU,
+LayerNorm and :func:`.linear.linear`: ``F.linear``, on oneDNN in CPU float32), bit for bit; the
 gradients are the same formulas (tests/test_models/test_recompute_linear.py). Both recompute in
 the dtype the forward ran the op in (autocast may have run it in float32), so mixed precision
 sees the very tensors the forward multiplied.
@@ -20,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import linear, linear_input_grad
+
 
 def _linear_grads(dy, inp, weight, bias_dtype, needs):
     """(d input, d weight, d bias) of ``F.linear(inp, weight, bias)`` for output grad ``dy``, in
@@ -28,7 +31,7 @@ def _linear_grads(dy, inp, weight, bias_dtype, needs):
     dy2 = dy.reshape(-1, dy.shape[-1])
     dinp = dweight = dbias = None
     if needs[0]:
-        dinp = (dy2 @ weight.to(compute)).view(*inp.shape[:-1], weight.shape[1])
+        dinp = linear_input_grad(dy2, weight.to(compute)).view(*inp.shape[:-1], weight.shape[1])
     if needs[1]:
         dweight = (dy2.t() @ inp.reshape(-1, inp.shape[-1]).to(compute)).to(weight.dtype)
     if needs[2]:
@@ -44,7 +47,7 @@ class _GeluLinear(torch.autograd.Function):
         ctx.act_dtype = act.dtype   # autocast may run GELU in float32
         ctx.bias_dtype = None if bias is None else bias.dtype
         ctx.save_for_backward(h, weight)
-        return F.linear(act, weight, bias)
+        return linear(act, weight, bias)
 
     @staticmethod
     def backward(ctx, dy):
@@ -66,7 +69,7 @@ def gelu_linear(h: torch.Tensor, weight: torch.Tensor,
             (h.requires_grad or weight.requires_grad or
              (bias is not None and bias.requires_grad))):
         return _GeluLinear.apply(h, weight, bias)
-    return F.linear(F.gelu(h), weight, bias)
+    return linear(F.gelu(h), weight, bias)
 
 
 class _NormLinear(torch.autograd.Function):
@@ -78,7 +81,7 @@ class _NormLinear(torch.autograd.Function):
         ctx.eps, ctx.norm_dtype = eps, u.dtype   # autocast may run the norm in float32
         ctx.bias_dtypes = [None if b is None else b.dtype for b in linears[1::2]]
         ctx.save_for_backward(x, ln_weight, ln_bias, *linears[0::2])
-        return tuple(F.linear(u, w, b) for w, b in zip(linears[0::2], linears[1::2]))
+        return tuple(linear(u, w, b) for w, b in zip(linears[0::2], linears[1::2]))
 
     @staticmethod
     def backward(ctx, *douts):
@@ -120,7 +123,7 @@ def norm_linear(x: torch.Tensor, norm: nn.LayerNorm, *linears: nn.Linear
     params = [p for m in (norm, *linears) for p in m.parameters()]
     if (torch.is_grad_enabled() and not torch.jit.is_tracing() and
             (x.requires_grad or any(p.requires_grad for p in params))):
-        flat = [t for linear in linears for t in (linear.weight, linear.bias)]
+        flat = [t for layer in linears for t in (layer.weight, layer.bias)]
         return _NormLinear.apply(x, norm.weight, norm.bias, norm.eps, *flat)
     u = norm(x)
-    return tuple(linear(u) for linear in linears)
+    return tuple(layer(u) for layer in linears)

@@ -14,6 +14,7 @@ from torch import nn
 from mlla_kernels import cross_scan_selective_scan
 
 from .common import LayerNorm2d, recompute_in_backward
+from .linear import linear
 # KERNEL_BACKENDS and inverse_softplus are re-exported for code written against this module.
 from .ssm import (KERNEL_BACKENDS, RouteSSMParameters, SSMInit,  # noqa: F401
                   check_kernel_backend, inverse_softplus, resolve_dt_rank)
@@ -35,7 +36,7 @@ class Linear2d(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_channels_last(x):
             # channels-last memory: a plain GEMM over the pixels, output channels-last too
-            return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+            return linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
         return F.conv2d(x, self.weight[:, :, None, None], self.bias)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
@@ -148,7 +149,7 @@ class SS2D(RouteSSMParameters, BaseModule):
         # x_proj and dt_proj act per pixel: one GEMM each over (pixels, channels),
         # computed once in pixel layout; the kernel reads them along each route.
         pixels = u.permute(0, 2, 3, 1).reshape(batch, height * width, self.d_inner)
-        x_dbl = F.linear(pixels, self.x_proj_weight.to(u.dtype).flatten(0, 1))
+        x_dbl = linear(pixels, self.x_proj_weight.to(u.dtype).flatten(0, 1))
         x_dbl = x_dbl.view(batch, height * width, k, r + 2 * n)          # (B, L, K, R+2N)
         dt_raw, B, C = torch.split(x_dbl.transpose(1, 2), [r, n, n], dim=3)  # (B, K, L, *)
         delta = torch.einsum('bklr,kdr->bkld', dt_raw, self.dt_projs_weight.to(u.dtype))

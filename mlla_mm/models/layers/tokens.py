@@ -14,6 +14,7 @@ from torch import nn
 
 import mlla_kernels
 
+from .linear import Linear
 from .recompute import gelu_linear, norm_linear
 from .rope import rope_2d_tables
 
@@ -42,8 +43,8 @@ class TokenMlp(BaseModule):
 
     def __init__(self, embed_dims: int, hidden_dims: int, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.fc1 = Linear(embed_dims, hidden_dims)
+        self.fc2 = Linear(hidden_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # fc2(GELU(h)) keeping only h for the backward (GELU recomputed there)

@@ -43,6 +43,7 @@ from torch import nn
 
 from mlla_kernels import CROSS_SCAN_ROUTES, route_table, selective_scan
 
+from .linear import Linear, linear
 from .rope import RopeTables, apply_rope_2d, rope_2d_tables
 from .ssm import SSMInit, check_kernel_backend, resolve_dt_rank
 # Block designs (Sec. 4.3, Tab. 1): the Transformer block (linear attention + MLP, Fig. 3a);
@@ -331,11 +332,11 @@ class UnifiedLinearAttention(BaseModule):
         self.head_key_dims = self.key_dims // self.groups
         self.dt_rank = resolve_dt_rank(dt_rank, c, owner)
 
-        self.qk = nn.Linear(c, 2 * self.key_dims, bias=qkv_bias)
-        self.v = nn.Linear(c, c, bias=qkv_bias) if design.value_proj else None
+        self.qk = Linear(c, 2 * self.key_dims, bias=qkv_bias)
+        self.v = Linear(c, c, bias=qkv_bias) if design.value_proj else None
         if design.input_gate or design.forget_gate:
-            self.dt_down = nn.Linear(c, self.dt_rank, bias=False)
-            self.dt_proj = nn.Linear(self.dt_rank, c, bias=True)
+            self.dt_down = Linear(c, self.dt_rank, bias=False)
+            self.dt_proj = Linear(self.dt_rank, c, bias=True)
         if design.forget_gate:
             self.A_log = nn.Parameter(torch.empty(c, self.head_key_dims))
         if design.shortcut:
@@ -371,7 +372,7 @@ class UnifiedLinearAttention(BaseModule):
 
     def gate_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Δ before bias and softplus: ``dt_proj.weight @ dt_down(x)`` (B, L, C)."""
-        return F.linear(self.dt_down(x), self.dt_proj.weight)
+        return linear(self.dt_down(x), self.dt_proj.weight)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Δ = softplus(x W1 W2 + b) (B, L, C): the input gate, and the forget gate's step."""
