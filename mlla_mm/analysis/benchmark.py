@@ -478,6 +478,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--baseline', default=None, metavar='TREE',
                         help='--side-by-side: also run the code of this source tree (before), '
                         'alternating with this one')
+    parser.add_argument('--onednn-linear-all', action='store_true',
+                        help="--side-by-side: every model's plain nn.Linear layers (the peers' "
+                        "too) on the package's oneDNN linear, taking the GEMM library out of "
+                        'the ratios (mlla_mm/models/layers/linear.py)')
     parser.add_argument('--merge', nargs='+', default=None, metavar='JSON',
                         help='measure nothing: merge earlier JSON outputs (e.g. one run per '
                         'size) into one table, JSON and plot')
@@ -495,7 +499,8 @@ def side_by_side(args) -> None:
                                                              ('after', None)]
     result = run_side_by_side(backbones, sizes, args.modes, args.rounds or 3, args.workers,
                               args.memory_sizes, checkouts, args.threads,
-                              args.timeout_per_case * 10, memory_repeats=args.memory_repeats)
+                              args.timeout_per_case * 10, memory_repeats=args.memory_repeats,
+                              convert_linear=args.onednn_linear_all)
     os.makedirs(args.out_dir, exist_ok=True)
     table = markdown(result)
     with open(os.path.join(args.out_dir, 'side_by_side.md'), 'w') as f:

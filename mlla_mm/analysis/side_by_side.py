@@ -14,6 +14,10 @@ ViT-Ti for Vim-Ti).
   (:mod:`mlla_mm.utils.cpu_allocator`: freed memory kept for the next pass, no page faults
   per step) -- this tree's module, so a baseline tree from before it is timed the same way;
   ``MLLA_CPU_ALLOCATOR=default`` times glibc's defaults. The memory workers keep the defaults.
+* **peers' GEMM** (``convert_linear``, ``--onednn-linear-all``): every plain ``nn.Linear`` of
+  every model -- the peers' too -- made the package's oneDNN linear
+  (:func:`mlla_mm.models.layers.linear.convert_linear_layers`), so the ratios no longer include
+  the GEMM library our backbones use and the peers' code does not.
 * **memory**: the growth of the process's peak resident memory during one training step, the
   peak reset just before it, each model in a fresh process (one small pass first, so one-time
   costs such as loading compiled kernels are not counted; see
@@ -69,6 +73,19 @@ MODES = ('forward', 'train')
 # --------------------------------------------------------------------------------------
 # in the worker
 # --------------------------------------------------------------------------------------
+def _build(spec, convert_linear: bool = False):
+    """The backbone of ``spec``; with ``convert_linear`` its plain nn.Linear layers on oneDNN
+    (a tree without :mod:`mlla_mm.models.layers.linear` keeps them)."""
+    model = build_backbone(spec)
+    if convert_linear:
+        try:
+            from mlla_mm.models.layers.linear import convert_linear_layers
+        except ImportError:
+            return model
+        convert_linear_layers(model)
+    return model
+
+
 def _one_pass(model, x, train: bool):
     import torch
     if train:
@@ -82,7 +99,8 @@ def _one_pass(model, x, train: bool):
 
 def time_interleaved(backbones: Sequence[Any], cases: Sequence[Tuple[str, int]], rounds: int,
                      threads: Optional[int] = None, seed: int = 0,
-                     log: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
+                     log: Callable[[str], None] = lambda s: None,
+                     convert_linear: bool = False) -> Dict[str, Any]:
     """Build every backbone, run each case once untimed, then ``rounds`` interleaved rounds.
 
     Args:
@@ -91,6 +109,7 @@ def time_interleaved(backbones: Sequence[Any], cases: Sequence[Tuple[str, int]],
         rounds: timed passes per (backbone, case), one per round.
         threads: torch CPU threads (default: torch's).
         seed: torch seed before each build (same weights in every worker).
+        convert_linear: every model's plain nn.Linear layers on oneDNN (see the module).
 
     Returns:
         ``{'times': {name: {'<mode>@<size>': [ms per round]}}, 'params': {name: count}}``.
@@ -102,7 +121,7 @@ def time_interleaved(backbones: Sequence[Any], cases: Sequence[Tuple[str, int]],
     models, params = {}, {}
     for spec in specs:
         torch.manual_seed(seed)
-        models[spec['name']] = build_backbone(spec)
+        models[spec['name']] = _build(spec, convert_linear)
         params[spec['name']] = sum(p.numel() for p in models[spec['name']].parameters())
     inputs = {size: torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
               for _, size in cases}
@@ -124,13 +143,13 @@ def time_interleaved(backbones: Sequence[Any], cases: Sequence[Tuple[str, int]],
 
 
 def train_memory(backbone: Any, size: int, threads: Optional[int] = None,
-                 seed: int = 0) -> Optional[float]:
+                 seed: int = 0, convert_linear: bool = False) -> Optional[float]:
     """MB of peak-RSS growth of one training step at ``size`` (call in a fresh process)."""
     import torch
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = build_backbone(resolve_spec(backbone))
+    model = _build(resolve_spec(backbone), convert_linear)
     model.train()   # not chained: some train() (mmdet's Swin) return None
     _one_pass(model, torch.randn(1, 3, min(size, 64), min(size, 64)), True)
     x = torch.randn(1, 3, size, size)
@@ -188,7 +207,7 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
                      checkouts: Sequence[Tuple[str, Optional[str]]] = (('this', None),),
                      threads: Optional[int] = None, timeout: Optional[float] = 3600,
                      log: Callable[[str], None] = print,
-                     memory_repeats: int = 1) -> Dict[str, Any]:
+                     memory_repeats: int = 1, convert_linear: bool = False) -> Dict[str, Any]:
     """Time every backbone per mode and size, interleaved, and measure training memory.
 
     Args:
@@ -207,6 +226,7 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
         checkouts: ``(label, tree)`` pairs; tree None is the code this file belongs to.
         threads: torch CPU threads in the workers.
         timeout: seconds per worker.
+        convert_linear: every model's plain nn.Linear layers (the peers' too) on oneDNN.
 
     Returns:
         ``{'checkouts': {label: {'times': {name: {case: [ms]}}, 'memory': {name: {size: MB}},
@@ -218,7 +238,8 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
     cases = [(mode, size) for mode in modes for size in sorted(sizes)]
     result: Dict[str, Any] = dict(backbones=names, cases=[f'{m}@{s}' for m, s in cases],
                                   rounds=rounds, workers=workers, threads=threads,
-                                  memory_repeats=memory_repeats, machine=machine_info('cpu'),
+                                  memory_repeats=memory_repeats, convert_linear=convert_linear,
+                                  machine=machine_info('cpu'),
                                   checkouts={})
     for label, _ in checkouts:
         result['checkouts'][label] = dict(times={n: {} for n in names},
@@ -228,7 +249,8 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
         for label, tree in checkouts:
             start = time.time()
             out = _run_worker('worker', dict(backbones=specs, cases=cases, rounds=rounds,
-                                             threads=threads), tree, timeout)
+                                             threads=threads, convert_linear=convert_linear),
+                              tree, timeout)
             entry = result['checkouts'][label]
             entry['params'] = out['params']
             entry['allocator'] = out.get('allocator')
@@ -243,8 +265,9 @@ def run_side_by_side(backbones: Sequence[Any] = DEFAULT_BACKBONES,
         for _ in range(memory_repeats):
             for name, spec in zip(names, specs):
                 for label, tree in checkouts:
-                    mb = _run_worker('memory-worker', dict(backbone=spec, size=size,
-                                                           threads=threads), tree, timeout)
+                    mb = _run_worker('memory-worker',
+                                     dict(backbone=spec, size=size, threads=threads,
+                                          convert_linear=convert_linear), tree, timeout)
                     per_size = result['checkouts'][label]['memory_samples'][name]
                     per_size.setdefault(str(size), []).extend([] if mb is None else [mb])
                     log(f'memory [{label}] {name} train {size}: {mb:.0f} MB' if mb is not None
@@ -302,7 +325,8 @@ def markdown(result: Dict[str, Any]) -> str:
              + (f"; memory: median of {result['memory_repeats']} fresh processes"
                 if result.get('memory_repeats', 1) > 1 else '') + '; malloc: '
              + ', '.join(sorted({str(e.get('allocator')) for e in result['checkouts'].values()}))
-             + '.', '']
+             + ('; every nn.Linear (the peers\' too) on oneDNN' if result.get('convert_linear')
+                else '') + '.', '']
 
     def head(case):
         mode, size = case.split('@')
@@ -369,12 +393,14 @@ def main(argv=None):
         p = json.loads(args.worker)
         kept = _tools_allocator()
         out = time_interleaved(p['backbones'], [tuple(c) for c in p['cases']], p['rounds'],
-                               p.get('threads'), log=lambda s: print(s, file=sys.stderr))
+                               p.get('threads'), log=lambda s: print(s, file=sys.stderr),
+                               convert_linear=p.get('convert_linear', False))
         out['allocator'] = 'freed memory kept (as tools/train.py)' if kept else 'glibc defaults'
 
     else:
         p = json.loads(args.memory_worker)
-        out = train_memory(p['backbone'], p['size'], p.get('threads'))
+        out = train_memory(p['backbone'], p['size'], p.get('threads'),
+                           convert_linear=p.get('convert_linear', False))
     sys.stdout.write('\n' + MARKER + json.dumps(out) + '\n')
     sys.stdout.flush()
 

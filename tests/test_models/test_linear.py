@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mlla_mm.models.layers import linear as linear_module
-from mlla_mm.models.layers.linear import Linear, linear, linear_input_grad
+from mlla_mm.models.layers.linear import Linear, convert_linear_layers, linear, linear_input_grad
 
 pytestmark = pytest.mark.skipif(not linear_module.onednn_linear_enabled(),
                                 reason='oneDNN is not available or turned off')
@@ -129,6 +129,19 @@ def test_linear_module_is_nn_linear_with_its_keys():
     ours.load_state_dict(plain.state_dict())
     x = torch.randn(3, 6)
     torch.testing.assert_close(ours(x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+def test_convert_linear_layers_swaps_plain_linears_only():
+    torch.manual_seed(4)
+    attention = nn.MultiheadAttention(8, 2)      # its out_proj: a subclass, used by F.mha
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), attention, Linear(8, 3))
+    x = torch.randn(5, 8)
+    before = model[0](x)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert convert_linear_layers(model) == 1
+    assert type(model[0]) is Linear and type(attention.out_proj) is not Linear
+    assert model.state_dict().keys() == state.keys()
+    torch.testing.assert_close(model[0](x), before, rtol=1e-5, atol=1e-6)
 
 
 def test_environment_variable_turns_it_off():

@@ -120,6 +120,18 @@ def test_side_by_side_times_a_tree_and_this_one_in_workers(tmp_path):
     assert '| toy |' in table and 'memory: median of 3 fresh processes' in table
 
 
+def test_side_by_side_can_put_every_models_linear_layers_on_onednn():
+    """--onednn-linear-all: the peers' plain nn.Linear layers become the package's Linear (the
+    GEMM library taken out of the ratios); without it they stay."""
+    from mlla_mm.analysis.side_by_side import _build, resolve_spec
+    from mlla_mm.models.layers.linear import Linear
+    spec = resolve_spec(f'toy={{"type": "{__name__}:ToyConvNet"}}')
+    kinds = {type(m) for m in _build(spec).modules()}
+    assert nn.Linear in kinds and Linear not in kinds
+    kinds = {type(m) for m in _build(spec, convert_linear=True).modules()}
+    assert Linear in kinds and nn.Linear not in kinds
+
+
 def test_benchmark_script_is_the_module_cli(tmp_path, capsys):
     """tools/analysis/benchmark_backbones.py only forwards to mlla_mm.analysis.benchmark.main:
     a measured sweep, then --merge of its JSON, both writing the table."""

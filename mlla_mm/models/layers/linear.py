@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ['Linear', 'linear', 'linear_input_grad', 'onednn_linear', 'onednn_linear_enabled',
-           'ENV']
+           'convert_linear_layers', 'ENV']
 
 #: Environment variable that turns the oneDNN path off when set to ``0``.
 ENV = 'MLLA_ONEDNN_LINEAR'
@@ -131,3 +131,19 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)
+
+
+def convert_linear_layers(module: nn.Module) -> int:
+    """Make every plain ``nn.Linear`` inside ``module`` a :class:`Linear`, in place (its class
+    swapped: parameters, hooks and keys untouched); subclasses of ``nn.Linear`` with their own
+    forward are left alone. Returns how many were converted.
+
+    For layers this package does not build -- another codebase's backbone or heads, e.g. to
+    compare a peer (Swin-T, ViT-Ti) on the same GEMM (``benchmark_backbones.py --side-by-side
+    --onednn-linear-all``)."""
+    count = 0
+    for layer in module.modules():
+        if type(layer) is nn.Linear:
+            layer.__class__ = Linear
+            count += 1
+    return count
