@@ -57,9 +57,9 @@ def test_values_and_gradients_match_f_linear(shape, with_bias, onednn_calls):
     assert len(onednn_calls) == 2     # the forward and the input gradient
 
 
-def test_non_contiguous_input_and_partial_grads(onednn_calls):
+def test_partial_grads(onednn_calls):
     torch.manual_seed(1)
-    x = torch.randn(2, 5, 4, 3).permute(0, 2, 3, 1)       # (2, 4, 3, 5), channels strided
+    x = torch.randn(2, 4, 3, 5)
     weight = torch.randn(8, 5, requires_grad=True)
     bias = torch.randn(8)
     out = linear(x, weight, bias)
@@ -69,6 +69,20 @@ def test_non_contiguous_input_and_partial_grads(onednn_calls):
     torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(weight.grad, dweight.float(), rtol=1e-5, atol=1e-5)
     assert len(onednn_calls) == 1     # x needs no gradient: only the forward
+
+
+def test_transposed_views_stay_with_pytorch(onednn_calls):
+    """Rows not contiguous (a permuted NCHW map, the gradient VMamba's MLP receives): oneDNN
+    would copy them, so PyTorch's op reads them in place; values as F.linear's."""
+    torch.manual_seed(5)
+    x = torch.randn(2, 5, 4, 3).permute(0, 2, 3, 1).requires_grad_()    # (2, 4, 3, 5)
+    weight = torch.randn(8, 5, requires_grad=True)
+    out = linear(x, weight)
+    assert onednn_calls == []
+    dy = torch.randn(2, 8, 4, 3).permute(0, 2, 3, 1)                    # transposed gradient
+    torch.testing.assert_close(linear_input_grad(dy, weight), dy @ weight)
+    assert onednn_calls == []
+    torch.testing.assert_close(out, F.linear(x, weight))
 
 
 def test_inference_path_and_input_grad_helper(onednn_calls):

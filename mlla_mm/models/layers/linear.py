@@ -12,7 +12,10 @@ oneDNN; (16384 x 192) @ (192 x 768) 21.9 / 10.0 ms; the input gradient ``dy @ W`
 ``dy^T x`` (a reduction over the pixels) stays with MKL: oneDNN's entry point wants both
 operands transposed and contiguous, and the copies cost what the GEMM gains.
 
-Where it applies: CPU float32 tensors, no autocast, oneDNN enabled
+Where it applies: CPU float32 tensors whose rows (features last) lie contiguously -- a
+transposed view is left to MKL, which reads it in place where oneDNN would copy it (VMamba's
+MLP gets such gradients: 80 MB more peak memory per step at 512² before this rule) -- no
+autocast, oneDNN enabled
 (``torch.backends.mkldnn``), outside tracing, scripting, ``torch.compile``/``torch.export``
 and any dispatch mode (FLOP counters, fake tensors) -- everywhere else it is ``F.linear``
 itself, so exported graphs, GPU runs and mixed precision see PyTorch's own op. Values differ
@@ -71,6 +74,8 @@ def _onednn_applies(x: torch.Tensor, weight: torch.Tensor,
         return False
     if x.numel() == 0 or weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         return False    # F.linear gives the empty result or the shape error
+    if not x.is_contiguous():
+        return False    # oneDNN would copy it; MKL reads a transposed view in place
     return not torch.is_autocast_enabled('cpu') and _get_current_dispatch_mode() is None
 
 
