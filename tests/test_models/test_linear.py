@@ -94,6 +94,19 @@ def test_inference_path_and_input_grad_helper(onednn_calls):
     assert len(onednn_calls) == 2
 
 
+def test_double_backward_differentiates_the_gradient():
+    """create_graph=True (a gradient penalty): the input gradient is then computed with
+    differentiable PyTorch ops, and its own gradient is F.linear's."""
+    torch.manual_seed(6)
+    x = torch.randn(6, 4, requires_grad=True)
+    weight = torch.randn(3, 4, requires_grad=True)
+    grads = []
+    for fn in (linear, F.linear):
+        (dx, ) = torch.autograd.grad(fn(x, weight).pow(2).sum(), x, create_graph=True)
+        grads.append(torch.autograd.grad(dx.pow(2).sum(), weight)[0])
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
 def test_same_values_on_one_and_two_threads():
     torch.manual_seed(2)
     x, weight, bias = torch.randn(300, 64), torch.randn(96, 64), torch.randn(96)

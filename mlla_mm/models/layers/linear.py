@@ -86,9 +86,11 @@ def _matmul(x2d: torch.Tensor, weight: torch.Tensor,
 
 
 def linear_input_grad(dy: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``dy @ weight`` (the input gradient of a linear layer), with oneDNN where it applies."""
+    """``dy @ weight`` (the input gradient of a linear layer), with oneDNN where it applies
+    (not when the gradient itself is differentiated: ``create_graph=True``)."""
     weight_t = weight.t()    # (in, out): the weight of the map dy -> dy @ weight
-    if _onednn_applies(dy, weight_t, None):
+    double_backward = torch.is_grad_enabled() and (dy.requires_grad or weight.requires_grad)
+    if not double_backward and _onednn_applies(dy, weight_t, None):
         dy2 = dy.reshape(-1, dy.shape[-1])
         return _matmul(dy2, weight_t, None).view(*dy.shape[:-1], weight.shape[1])
     return dy @ weight
