@@ -72,6 +72,7 @@ def main(argv=None):
             from mmengine.evaluator import DumpResults
             runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    launch.stop_dataloader_workers(runner)
     from mmengine.dist import is_main_process
     write_metrics = args.metrics_out and is_main_process()   # every process holds the metrics
     launch.close_distributed()

@@ -70,6 +70,7 @@ def main(argv=None):
     if args.compile:
         launch.compile_backbone(runner.model, args.compile_backend)
     runner.train()
+    launch.stop_dataloader_workers(runner)
     launch.close_distributed()
     return runner
 

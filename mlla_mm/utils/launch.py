@@ -220,6 +220,31 @@ def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(name))[0])
 
 
+def stop_dataloader_workers(runner) -> int:
+    """Shut down the worker processes of the runner's dataloaders (persistent workers stay
+    alive between epochs); returns how many iterators were stopped.
+
+    Call when the run is over, before the runner is dropped. Left to the garbage collector
+    (the iterator sits in a reference cycle with the runner), a multiprocessing queue's
+    finalizer stops its feeder thread before the iterator's own shutdown puts the "stop"
+    message in it: each worker then waits for a message that never comes, torch's shutdown
+    waits 5 s for each and sends SIGTERM, which our workers ignore (``PreemptionHook``) --
+    20 s after every in-process training run (``tools/demo.py``) and workers left alive
+    until the process exits. A process that exits right away loses nothing either way.
+    """
+    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+    stopped = 0
+    for name in ('train_loop', 'val_loop', 'test_loop'):
+        loop = getattr(runner, '_' + name, None)   # not the property: it would build the loop
+        loader = getattr(loop, 'dataloader', None)
+        iterator = getattr(loader, '_iterator', None)
+        if isinstance(iterator, _MultiProcessingDataLoaderIter):
+            iterator._shutdown_workers()
+            loader._iterator = None
+            stopped += 1
+    return stopped
+
+
 def close_distributed() -> None:
     """End a distributed run cleanly: wait for every process, then destroy the process group.
 

@@ -1,6 +1,6 @@
-"""What the launchers do before a run starts: tools/train.py's checks of its arguments,
---amp's choice of optimizer wrapper, tools/slurm_train.sh's sbatch options (a missing
-dataset: tests/test_datasets/test_required_paths.py)."""
+"""What the launchers do before a run starts (tools/train.py's checks of its arguments,
+--amp's choice of optimizer wrapper, tools/slurm_train.sh's sbatch options) and after it ends
+(dataloader workers stopped); a missing dataset: tests/test_datasets/test_required_paths.py."""
 import importlib.util
 import os
 import os.path as osp
@@ -65,3 +65,35 @@ def test_slurm_train_asks_for_the_preemption_signal(tmp_path):
     out = subprocess.run(cmd, cwd=ROOT, env=dict(env, SIGNAL='USR1@600'), capture_output=True,
                          text=True).stdout
     assert '--signal=USR1@600' in out
+
+
+class _Dataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(2)
+
+
+def test_stop_dataloader_workers_ends_persistent_workers_at_once():
+    """The runner's dataloaders' persistent workers end when asked, not 5 s per worker later
+    (a queue finalizer beat the shutdown message when the garbage collector did it; see
+    launch.stop_dataloader_workers), and nothing is left alive."""
+    import time
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+    loaders = [DataLoader(_Dataset(), batch_size=2, num_workers=1, persistent_workers=True)
+               for _ in range(2)]
+    for loader in loaders:
+        for _ in loader:
+            pass
+    workers = [w for loader in loaders for w in loader._iterator._workers]
+    runner = SimpleNamespace(_train_loop=SimpleNamespace(dataloader=loaders[0]),
+                             _val_loop=SimpleNamespace(dataloader=loaders[1]),
+                             _test_loop=dict(type='TestLoop'))      # never built: no loader
+    start = time.perf_counter()
+    assert launch.stop_dataloader_workers(runner) == 2
+    assert time.perf_counter() - start < 3
+    assert all(not w.is_alive() for w in workers)
+    assert loaders[0]._iterator is None and launch.stop_dataloader_workers(runner) == 0
