@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ['Linear', 'linear', 'linear_input_grad', 'onednn_linear', 'onednn_linear_enabled',
-           'convert_linear_layers', 'ENV']
+__all__ = ['Linear', 'linear', 'linear_grads', 'linear_input_grad', 'onednn_linear',
+           'onednn_linear_enabled', 'convert_linear_layers', 'ENV']
 
 #: Environment variable that turns the oneDNN path off when set to ``0``.
 ENV = 'MLLA_ONEDNN_LINEAR'
@@ -96,28 +96,36 @@ def linear_input_grad(dy: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return dy @ weight
 
 
+def linear_grads(dy: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor,
+                 bias_dtype: Optional[torch.dtype], needs) -> tuple:
+    """(d input, d weight, d bias) of ``F.linear(inp, weight, bias)`` for the output gradient
+    ``dy``, each only where ``needs`` (three bools) asks, in the forward's matmul dtype (``dy``'s:
+    autocast's, or the input's); d weight in the weight's dtype, d bias in ``bias_dtype``."""
+    compute = dy.dtype
+    dy2 = dy.reshape(-1, dy.shape[-1])
+    dinp = dweight = dbias = None
+    if needs[0]:
+        dinp = linear_input_grad(dy2, weight.to(compute)).view(*inp.shape[:-1], weight.shape[1])
+    if needs[1]:
+        dweight = (dy2.t() @ inp.reshape(-1, inp.shape[-1]).to(compute)).to(weight.dtype)
+    if needs[2] and bias_dtype is not None:
+        dbias = dy2.sum(0).to(bias_dtype)
+    return dinp, dweight, dbias
+
+
 class _OneDnnLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+        ctx.bias_dtype = None if bias is None else bias.dtype
         out = _matmul(x.reshape(-1, x.shape[-1]), weight, bias)
         return out.view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, dy):
         x, weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        dx = dweight = dbias = None
-        if needs[0]:
-            dx = linear_input_grad(dy2, weight).view(x.shape)
-        if needs[1]:
-            dweight = dy2.t() @ x.reshape(-1, x.shape[-1])
-        if needs[2] and ctx.has_bias:
-            dbias = dy2.sum(0)
-        return dx, dweight, dbias
+        return linear_grads(dy, x, weight, ctx.bias_dtype, ctx.needs_input_grad)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor,

@@ -21,22 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import linear, linear_input_grad
-
-
-def _linear_grads(dy, inp, weight, bias_dtype, needs):
-    """(d input, d weight, d bias) of ``F.linear(inp, weight, bias)`` for output grad ``dy``, in
-    the forward's matmul dtype (``dy``'s: autocast's, or the input's)."""
-    compute = dy.dtype
-    dy2 = dy.reshape(-1, dy.shape[-1])
-    dinp = dweight = dbias = None
-    if needs[0]:
-        dinp = linear_input_grad(dy2, weight.to(compute)).view(*inp.shape[:-1], weight.shape[1])
-    if needs[1]:
-        dweight = (dy2.t() @ inp.reshape(-1, inp.shape[-1]).to(compute)).to(weight.dtype)
-    if needs[2]:
-        dbias = dy2.sum(0).to(bias_dtype)
-    return dinp, dweight, dbias
+from .linear import linear, linear_grads
 
 
 class _GeluLinear(torch.autograd.Function):
@@ -54,7 +39,7 @@ class _GeluLinear(torch.autograd.Function):
         h, weight = ctx.saved_tensors
         act = F.gelu(h.to(ctx.act_dtype))   # the very tensor the forward multiplied
         needs = ctx.needs_input_grad
-        dact, dweight, dbias = _linear_grads(dy, act, weight, ctx.bias_dtype, needs)
+        dact, dweight, dbias = linear_grads(dy, act, weight, ctx.bias_dtype, needs)
         dh = None
         if dact is not None:
             dh = torch.ops.aten.gelu_backward(dact.to(act.dtype), h.to(act.dtype)).to(h.dtype)
@@ -91,16 +76,16 @@ class _NormLinear(torch.autograd.Function):
         cast = [None if t is None else t.to(ctx.norm_dtype) for t in (x, ln_weight, ln_bias)]
         u, mean, rstd = torch.native_layer_norm(cast[0], x.shape[-1:], cast[1], cast[2],
                                                 ctx.eps)
-        du, linear_grads = None, []
+        du, param_grads = None, []
         for i, (dy, weight) in enumerate(zip(douts, weights)):
             if dy is None:
-                linear_grads += [None, None]
+                param_grads += [None, None]
                 continue
             wanted = (any(needs[:3]), needs[4 + 2 * i], needs[5 + 2 * i])
-            dinp, dweight, dbias = _linear_grads(dy, u, weight, ctx.bias_dtypes[i], wanted)
+            dinp, dweight, dbias = linear_grads(dy, u, weight, ctx.bias_dtypes[i], wanted)
             if dinp is not None:
                 du = dinp.to(u.dtype) if du is None else du + dinp.to(u.dtype)
-            linear_grads += [dweight, dbias]
+            param_grads += [dweight, dbias]
         dx = dln_weight = dln_bias = None
         if du is not None:
             mask = [needs[0], needs[1] and ln_weight is not None,
@@ -110,7 +95,7 @@ class _NormLinear(torch.autograd.Function):
             dx = None if dx is None else dx.to(x.dtype)
             dln_weight = None if dln_weight is None else dln_weight.to(ln_weight.dtype)
             dln_bias = None if dln_bias is None else dln_bias.to(ln_bias.dtype)
-        return (dx, dln_weight, dln_bias, None, *linear_grads)
+        return (dx, dln_weight, dln_bias, None, *param_grads)
 
 
 def norm_linear(x: torch.Tensor, norm: nn.LayerNorm, *linears: nn.Linear
