@@ -14,10 +14,9 @@ operands transposed and contiguous, and the copies cost what the GEMM gains.
 
 Where it applies: CPU float32 tensors whose rows (features last) lie contiguously -- a
 transposed view is left to MKL, which reads it in place where oneDNN would copy it (VMamba's
-MLP gets such gradients: 80 MB more peak memory per step at 512² before this rule) -- no
-autocast, oneDNN enabled
-(``torch.backends.mkldnn``), outside tracing, scripting, ``torch.compile``/``torch.export``
-and any dispatch mode (FLOP counters, fake tensors) -- everywhere else it is ``F.linear``
+MLP gets such gradients: 60-80 MB more peak memory per step at 512² before this rule) -- no
+autocast, oneDNN enabled (``torch.backends.mkldnn``), outside tracing, scripting,
+``torch.compile``/``torch.export`` and any dispatch mode (FLOP counters, fake tensors) -- everywhere else it is ``F.linear``
 itself, so exported graphs, GPU runs and mixed precision see PyTorch's own op. Values differ
 from ``F.linear`` only by the order of the float32 sums (~1e-7 relative). The environment
 variable ``MLLA_ONEDNN_LINEAR=0`` (read at import) turns it off, e.g. to compare.
@@ -79,10 +78,12 @@ def _onednn_applies(x: torch.Tensor, weight: torch.Tensor,
     return not torch.is_autocast_enabled('cpu') and _get_current_dispatch_mode() is None
 
 
-def _matmul(x2d: torch.Tensor, weight: torch.Tensor,
+def _matmul(x: torch.Tensor, weight: torch.Tensor,
             bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """``x2d @ weight.T + bias`` with oneDNN (no autograd)."""
-    return torch.ops.mkldnn._linear_pointwise(x2d, weight.contiguous(), bias, 'none', [], '')
+    """``x @ weight.T + bias`` with oneDNN over x's last dim (no autograd; x contiguous)."""
+    out = torch.ops.mkldnn._linear_pointwise(x.view(-1, x.shape[-1]), weight.contiguous(),
+                                             bias, 'none', [], '')
+    return out.view(*x.shape[:-1], weight.shape[0])
 
 
 def linear_input_grad(dy: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -91,8 +92,7 @@ def linear_input_grad(dy: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     weight_t = weight.t()    # (in, out): the weight of the map dy -> dy @ weight
     double_backward = torch.is_grad_enabled() and (dy.requires_grad or weight.requires_grad)
     if not double_backward and _onednn_applies(dy, weight_t, None):
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        return _matmul(dy2, weight_t, None).view(*dy.shape[:-1], weight.shape[1])
+        return _matmul(dy, weight_t, None)
     return dy @ weight
 
 
@@ -119,8 +119,7 @@ class _OneDnnLinear(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.bias_dtype = None if bias is None else bias.dtype
-        out = _matmul(x.reshape(-1, x.shape[-1]), weight, bias)
-        return out.view(*x.shape[:-1], weight.shape[0])
+        return _matmul(x, weight, bias)
 
     @staticmethod
     def backward(ctx, dy):
@@ -136,8 +135,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor,
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
                                     (bias is not None and bias.requires_grad)):
         return _OneDnnLinear.apply(x, weight, bias)
-    return _matmul(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1],
-                                                                  weight.shape[0])
+    return _matmul(x, weight, bias)
 
 
 class Linear(nn.Linear):
